@@ -1,0 +1,41 @@
+# Tocsin: `make run` serves with an embedded PostgreSQL and demo data; `make test` runs the suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint format openapi bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Serve on 127.0.0.1:8080 (TOCSIN_HOST, TOCSIN_PORT). With TOCSIN_DATABASE_URL unset, an
+# embedded PostgreSQL keeps its data in TOCSIN_DATA_DIR (default ./.tocsin).
+run: $(STAMP)
+	$(BIN)/tocsin serve --demo
+
+# Starts the local PostgreSQL if it is down, installs Debian's prometheus-alertmanager when
+# missing (as root), then runs every test; see scripts/prepare-tests.
+test: $(STAMP)
+	. scripts/prepare-tests && $(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check app tests bench migrations/env.py
+	$(BIN)/ruff format --check app tests bench migrations/env.py
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format app tests bench migrations/env.py
+	$(BIN)/ruff check --fix app tests bench migrations/env.py
+
+openapi: $(STAMP)
+	$(BIN)/tocsin openapi --output openapi.yaml
+
+bench: $(STAMP)
+	. scripts/prepare-tests && $(BIN)/python -m bench.ingest $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .tocsin-test

@@ -1,0 +1,16 @@
+"""The /v1 REST API: every domain's router, mounted under one prefix."""
+
+from fastapi import APIRouter
+
+from app.api.keys import router as api_keys_router
+from app.escalation.router import router as escalation_router
+from app.incidents.router import router as incidents_router
+from app.oncall.router import router as oncall_router
+from app.services.router import router as services_router
+
+api_router = APIRouter(prefix="/v1")
+api_router.include_router(incidents_router)
+api_router.include_router(services_router)
+api_router.include_router(oncall_router)
+api_router.include_router(escalation_router)
+api_router.include_router(api_keys_router)

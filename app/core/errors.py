@@ -1,0 +1,359 @@
+"""Errors rendered as ``application/problem+json`` (RFC 9457) and the handlers that render them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+import asyncpg
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.core.logging import get_logger
+
+PROBLEM_JSON = "application/problem+json"
+# Relative URI: GET /problems/{code} on the same server describes each problem type.
+PROBLEM_TYPE_BASE = "/problems/"
+# Seconds a client should wait before retrying after a 503.
+RETRY_AFTER_SECONDS = 5
+
+log = get_logger(__name__)
+
+_ASYNCPG_CONNECTION_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.AdminShutdownError,
+)
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="Dotted path of the offending value, e.g. body.alerts.0.labels")
+    message: str
+    type: str = "invalid"
+
+
+class Problem(BaseModel):
+    """Problem details (RFC 9457) with Tocsin's extension members."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    code: str
+    field: str | None = Field(default=None, description="The offending field, when there is one")
+    errors: list[FieldError] | None = None
+    request_id: str | None = None
+
+
+class AppError(Exception):
+    """Base of every error Tocsin reports to a client on purpose."""
+
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        field: str | None = None,
+        errors: list[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+        self.errors = errors
+        self.headers = headers or {}
+
+
+class BadRequest(AppError):
+    status = 400
+    code = "bad_request"
+    title = "Bad request"
+
+
+class Unauthorized(AppError):
+    status = 401
+    code = "unauthorized"
+    title = "Unauthorized"
+
+    def __init__(self, detail: str, **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        self.headers.setdefault("WWW-Authenticate", "Bearer")
+
+
+class Forbidden(AppError):
+    status = 403
+    code = "forbidden"
+    title = "Forbidden"
+
+
+class NotFound(AppError):
+    status = 404
+    code = "not_found"
+    title = "Not found"
+
+
+class Conflict(AppError):
+    status = 409
+    code = "conflict"
+    title = "Conflict"
+
+
+class PayloadTooLarge(AppError):
+    status = 413
+    code = "payload_too_large"
+    title = "Payload too large"
+
+
+class UnsupportedMediaType(AppError):
+    status = 415
+    code = "unsupported_media_type"
+    title = "Unsupported media type"
+
+
+class Unprocessable(AppError):
+    status = 422
+    code = "validation_failed"
+    title = "Validation failed"
+
+
+class ServiceUnavailable(AppError):
+    status = 503
+    code = "service_unavailable"
+    title = "Service unavailable"
+
+    def __init__(self, detail: str, **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        self.headers.setdefault("Retry-After", str(RETRY_AFTER_SECONDS))
+
+
+def problem_response(
+    request: Request,
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    field: str | None = None,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    problem = Problem(
+        type=PROBLEM_TYPE_BASE + code.replace("_", "-"),
+        title=title,
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+        code=code,
+        field=field,
+        errors=errors,
+        request_id=getattr(request.state, "request_id", None),
+    )
+    return JSONResponse(
+        problem.model_dump(exclude_none=True),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+def field_path(location: tuple[Any, ...] | list[Any]) -> str:
+    return ".".join(str(part) for part in location)
+
+
+def validation_errors(errors: Any) -> list[FieldError]:
+    """Convert Pydantic error dicts into field errors with a readable message."""
+    result = []
+    for error in errors:
+        location = field_path(error.get("loc", ()))
+        message = error.get("msg", "invalid value")
+        if error.get("type") == "json_invalid":
+            message = f"body is not valid JSON: {error.get('ctx', {}).get('error', message)}"
+        result.append(
+            FieldError(field=location, message=message, type=error.get("type", "invalid"))
+        )
+    return result
+
+
+async def _app_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return problem_response(
+        request,
+        status=exc.status,
+        code=exc.code,
+        title=exc.title,
+        detail=exc.detail,
+        field=exc.field,
+        errors=exc.errors,
+        headers=exc.headers,
+    )
+
+
+async def _request_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = validation_errors(exc.errors())
+    first = errors[0] if errors else None
+    detail = f"{first.field}: {first.message}" if first else "The request did not pass validation."
+    if len(errors) > 1:
+        detail += f" (and {len(errors) - 1} more; see errors)"
+    return problem_response(
+        request,
+        status=422,
+        code="validation_failed",
+        title="Validation failed",
+        detail=detail,
+        field=first.field if first else None,
+        errors=errors,
+    )
+
+
+async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    titles = {404: "Not found", 405: "Method not allowed", 401: "Unauthorized"}
+    title = titles.get(exc.status_code, "HTTP error")
+    detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"No route matches {request.method} {request.url.path}."
+    return problem_response(
+        request,
+        status=exc.status_code,
+        code=title.lower().replace(" ", "_"),
+        title=title,
+        detail=detail,
+        headers=dict(exc.headers or {}),
+    )
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    if not is_connection_error(exc):
+        return await _unhandled(request, exc)
+    log.warning("database.unavailable", error=str(exc).splitlines()[0], path=request.url.path)
+    return problem_response(
+        request,
+        status=503,
+        code="database_unavailable",
+        title="Service unavailable",
+        detail="The database is unreachable; nothing was stored. Retry later.",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("request.failed", path=request.url.path, method=request.method)
+    return problem_response(
+        request,
+        status=500,
+        code="internal_error",
+        title="Internal server error",
+        detail="An unexpected error occurred; it has been logged with the request id.",
+    )
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """Tell whether an exception means the database could not be reached."""
+    if isinstance(exc, (OSError, PoolTimeoutError, OperationalError)):
+        return True
+    if isinstance(exc, _ASYNCPG_CONNECTION_ERRORS):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        causes = (exc.orig, getattr(exc.orig, "__cause__", None))
+        return any(isinstance(cause, _ASYNCPG_CONNECTION_ERRORS) for cause in causes)
+    return False
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _request_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_exception)
+    app.add_exception_handler(DBAPIError, _database_unavailable)
+    app.add_exception_handler(PoolTimeoutError, _database_unavailable)
+    app.add_exception_handler(OSError, _database_unavailable)
+    for error_class in _ASYNCPG_CONNECTION_ERRORS:
+        app.add_exception_handler(error_class, _database_unavailable)
+    app.add_exception_handler(Exception, _unhandled)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """Build the ``responses=`` mapping that declares problem+json errors in OpenAPI."""
+    descriptions = {
+        400: "Malformed request",
+        401: "Missing or invalid credentials",
+        403: "Credentials lack the required scope",
+        404: "Not found",
+        409: "Conflicts with the current state",
+        413: "Body too large",
+        415: "Unsupported media type",
+        422: "Validation failed",
+        503: "Database unavailable; retry after the Retry-After header",
+    }
+    return {
+        status: {
+            "description": descriptions.get(status, "Error"),
+            "model": Problem,
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }
+
+
+_EXTRA_PROBLEMS = {
+    "validation_failed": (
+        422,
+        "Validation failed",
+        "A field is missing or has an invalid value; see errors.",
+    ),
+    "database_unavailable": (
+        503,
+        "Service unavailable",
+        "The database is unreachable; nothing was stored. Retry after Retry-After seconds.",
+    ),
+    "not_ready": (
+        503,
+        "Not ready",
+        "The database is unreachable or its schema is not at the latest migration.",
+    ),
+    "method_not_allowed": (
+        405,
+        "Method not allowed",
+        "The path exists but not with this HTTP method.",
+    ),
+    "internal_error": (
+        500,
+        "Internal server error",
+        "A bug; the server log has the traceback under the request id.",
+    ),
+}
+
+
+def problem_catalog() -> dict[str, dict[str, str]]:
+    """Describe every problem type, for GET /problems/{code}."""
+    catalog: dict[str, dict[str, str]] = {}
+    pending: list[type[AppError]] = [AppError]
+    while pending:
+        error_class = pending.pop()
+        pending.extend(error_class.__subclasses__())
+        catalog[error_class.code] = {
+            "code": error_class.code,
+            "title": error_class.title,
+            "status": str(error_class.status),
+            "description": (error_class.__doc__ or error_class.title).strip().splitlines()[0],
+        }
+    for code, (status, title, description) in _EXTRA_PROBLEMS.items():
+        catalog[code] = {
+            "code": code,
+            "title": title,
+            "status": str(status),
+            "description": description,
+        }
+    return catalog

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class Target(BaseModel):
+    type: Literal["user"] = Field(description="What to page; users for now")
+    id: uuid.UUID
+
+
+class LevelIn(BaseModel):
+    delay_minutes: int = Field(
+        default=15, ge=1, le=1440, description="Minutes before the next level is paged"
+    )
+    targets: list[Target] = Field(min_length=1, max_length=50)
+
+
+class LevelRead(LevelIn):
+    position: int
+
+
+class EscalationPolicyCreate(BaseModel):
+    name: Name
+    description: str = Field(default="", max_length=10_000)
+    repeat_count: int = Field(
+        default=0, ge=0, le=9, description="Runs of the whole policy after the first"
+    )
+    levels: list[LevelIn] = Field(min_length=1, max_length=20)
+
+
+class EscalationPolicyUpdate(BaseModel):
+    name: Name | None = None
+    description: str | None = Field(default=None, max_length=10_000)
+    repeat_count: int | None = Field(default=None, ge=0, le=9)
+    levels: list[LevelIn] | None = Field(
+        default=None, min_length=1, max_length=20, description="Replaces all levels"
+    )
+
+
+class EscalationPolicyRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    description: str
+    repeat_count: int
+    version: int
+    levels: list[LevelRead]
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,269 @@
+"""Shared pieces of the pure parsers: errors with field paths, limits, severities, timestamps."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from app.core.text import truncate
+from app.incidents.events import Severity
+
+
+class ParseError(ValueError):
+    """The body cannot be turned into events; ``field`` is the dotted path of the culprit."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class IngestLimits:
+    max_alerts: int = 5000
+    max_labels: int = 128
+    max_label_length: int = 8192
+    max_summary_length: int = 1024
+
+
+def load_json_object(body: bytes) -> dict[str, Any]:
+    """Decode a request body that must be one JSON object."""
+    if not body.strip():
+        raise ParseError("body", "the body is empty; send a JSON object")
+    try:
+        value = json.loads(body)
+    except UnicodeDecodeError as exc:
+        raise ParseError("body", f"the body is not valid UTF-8 (byte {exc.start})") from exc
+    except json.JSONDecodeError as exc:
+        raise ParseError(
+            "body", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from exc
+    if not isinstance(value, dict):
+        raise ParseError("body", f"expected a JSON object, got {json_type(value)}")
+    return value
+
+
+def json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def expect_object(value: Any, field: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ParseError(field, f"expected an object, got {json_type(value)}")
+    return value
+
+
+def expect_list(value: Any, field: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ParseError(field, f"expected an array, got {json_type(value)}")
+    return value
+
+
+def optional_str(container: Mapping[str, Any], key: str, field: str) -> str | None:
+    value = container.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ParseError(f"{field}.{key}", f"expected a string, got {json_type(value)}")
+    return value
+
+
+def string_map(value: Any, field: str, limits: IngestLimits) -> dict[str, str]:
+    """Read a label-style object of strings; numbers and booleans become strings."""
+    if value is None:
+        return {}
+    mapping = expect_object(value, field)
+    if len(mapping) > limits.max_labels:
+        raise ParseError(
+            field,
+            f"{len(mapping)} entries exceed the limit of {limits.max_labels} "
+            "(TOCSIN_INGEST_MAX_LABELS)",
+        )
+    result: dict[str, str] = {}
+    for name, item in mapping.items():
+        if isinstance(item, bool):
+            text = "true" if item else "false"
+        elif isinstance(item, (int, float)):
+            text = str(item)
+        elif isinstance(item, str):
+            text = item
+        elif item is None:
+            text = ""
+        else:
+            raise ParseError(f"{field}.{name}", f"expected a string, got {json_type(item)}")
+        if len(name) > limits.max_label_length or len(text) > limits.max_label_length:
+            raise ParseError(
+                f"{field}.{name}",
+                f"longer than {limits.max_label_length} characters "
+                "(TOCSIN_INGEST_MAX_LABEL_LENGTH)",
+            )
+        result[name] = text
+    return result
+
+
+def check_alert_count(count: int, field: str, limits: IngestLimits) -> None:
+    if count > limits.max_alerts:
+        raise ParseError(
+            field,
+            f"{count} alerts exceed the limit of {limits.max_alerts} per request "
+            "(TOCSIN_INGEST_MAX_ALERTS); send smaller batches",
+        )
+
+
+def summary_with_overflow(
+    summary: str, details: dict[str, Any], limits: IngestLimits
+) -> tuple[str, dict[str, Any]]:
+    """Cut an over-long summary, keeping the full text in details under ``full_summary``."""
+    if len(summary) <= limits.max_summary_length:
+        return summary, details
+    return truncate(summary, limits.max_summary_length), {**details, "full_summary": summary}
+
+
+def fingerprint_labels(labels: Mapping[str, str]) -> str:
+    """Hash a label set in a stable way, for senders that give no key of their own."""
+    canonical = json.dumps(sorted(labels.items()), ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+_SEVERITY_WORDS: dict[str, Severity] = {}
+for _severity, _words in {
+    Severity.critical: (
+        "critical crit fatal emergency emerg alert disaster page p1 sev1 sev-1 sev0 sev-0 "
+        "s1 highest urgent"
+    ),
+    Severity.error: "error err major high p2 sev2 sev-2 s2 failure failed",
+    Severity.warning: "warning warn minor medium average moderate p3 sev3 sev-3 s3 ticket",
+    Severity.info: (
+        "info informational information notice low lowest debug trace ok none unknown "
+        "p4 p5 sev4 sev-4 sev5 sev-5 s4 s5"
+    ),
+}.items():
+    for _word in _words.split():
+        _SEVERITY_WORDS[_word] = _severity
+
+# Numbers follow syslog (RFC 5424): 0 emergency ... 3 error, 4 warning, 5-7 notice to debug.
+_SYSLOG_SEVERITY = {
+    0: Severity.critical,
+    1: Severity.critical,
+    2: Severity.critical,
+    3: Severity.error,
+    4: Severity.warning,
+    5: Severity.info,
+    6: Severity.info,
+    7: Severity.info,
+}
+
+
+def normalize_severity(
+    value: Any, field: str, *, default: Severity = Severity.critical, strict: bool = False
+) -> tuple[Severity, str | None]:
+    """Map a sender's severity onto Tocsin's scale; return it with the original text.
+
+    Words match in any case and with surrounding space; numbers follow syslog levels.
+    Missing or null values take ``default``. An unknown word raises ``ParseError``
+    when ``strict`` (formats with a fixed vocabulary) and otherwise takes ``default``,
+    because label values such as Alertmanager's ``severity`` are free text.
+    """
+    if value is None or value == "":
+        return default, None
+    if isinstance(value, bool):
+        raise ParseError(field, "expected a severity word or number, got a boolean")
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and (math.isnan(value) or not value.is_integer()):
+            raise ParseError(field, f"severity number {value!r} is not a whole number 0-7")
+        level = int(value)
+        if level not in _SYSLOG_SEVERITY:
+            raise ParseError(field, f"severity number {level} is outside the syslog range 0-7")
+        return _SYSLOG_SEVERITY[level], str(value)
+    if not isinstance(value, str):
+        raise ParseError(field, f"expected a severity word or number, got {json_type(value)}")
+    word = value.strip().lower()
+    if word.isdigit():
+        return normalize_severity(int(word), field, default=default, strict=strict)[0], value
+    severity = _SEVERITY_WORDS.get(word)
+    if severity is not None:
+        return severity, value
+    if strict:
+        raise ParseError(field, f"unknown severity {value!r}; use critical, error, warning or info")
+    return default, value
+
+
+_ISO_TIMESTAMP = re.compile(
+    r"^(?P<date>\d{4}-\d{2}-\d{2})[Tt ](?P<time>\d{2}:\d{2}(?::\d{2})?)"
+    r"(?:[.,](?P<fraction>\d+))?\s*(?P<zone>[Zz]|[+-]\d{2}(?::?\d{2})?)?$"
+)
+# Go's zero time.Time, which Alertmanager sends as endsAt of a firing alert.
+_ZERO_TIME_PREFIX = "0001-01-01"
+# Epoch values above this are milliseconds (10^11 seconds is the year 5138).
+_EPOCH_MILLISECONDS_FROM = 10**11
+_EPOCH_MICROSECONDS_FROM = 10**14
+
+
+def parse_timestamp(value: Any, field: str) -> datetime | None:
+    """Read a timestamp in any form senders use and return an aware UTC datetime.
+
+    Accepted: RFC 3339 / ISO 8601 with ``Z``, an offset or no zone (taken as UTC),
+    fractions of any length (cut to microseconds), and Unix epoch numbers or numeric
+    strings in seconds, milliseconds or microseconds. Go's zero time and null give None.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ParseError(field, "expected a timestamp, got a boolean")
+    if isinstance(value, (int, float)):
+        return _from_epoch(float(value), field)
+    if not isinstance(value, str):
+        raise ParseError(field, f"expected a timestamp, got {json_type(value)}")
+    text = value.strip()
+    if text.startswith(_ZERO_TIME_PREFIX):
+        return None
+    if re.fullmatch(r"-?\d+(\.\d+)?", text):
+        return _from_epoch(float(text), field)
+    match = _ISO_TIMESTAMP.match(text)
+    if match is None:
+        raise ParseError(
+            field, f"unreadable timestamp {value!r}; use RFC 3339, e.g. 2026-11-30T08:12:41Z"
+        )
+    time_part = match["time"] if match["time"].count(":") == 2 else match["time"] + ":00"
+    fraction = (match["fraction"] or "")[:6].ljust(6, "0")
+    zone = match["zone"] or "+00:00"
+    if zone in ("Z", "z"):
+        zone = "+00:00"
+    elif len(zone) == 3:
+        zone += ":00"
+    elif ":" not in zone:
+        zone = f"{zone[:3]}:{zone[3:]}"
+    try:
+        parsed = datetime.fromisoformat(f"{match['date']}T{time_part}.{fraction}{zone}")
+    except ValueError as exc:
+        raise ParseError(field, f"invalid timestamp {value!r}: {exc}") from exc
+    return parsed.astimezone(UTC)
+
+
+def _from_epoch(number: float, field: str) -> datetime:
+    if math.isnan(number) or math.isinf(number) or number < 0:
+        raise ParseError(field, f"invalid epoch timestamp {number!r}")
+    if number >= _EPOCH_MICROSECONDS_FROM:
+        number /= 1_000_000
+    elif number >= _EPOCH_MILLISECONDS_FROM:
+        number /= 1000
+    try:
+        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=number)
+    except OverflowError as exc:
+        raise ParseError(field, f"epoch timestamp {number!r} is out of range") from exc

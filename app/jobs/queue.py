@@ -1,0 +1,62 @@
+"""Enqueue durable jobs (pgqueuer) inside the caller's database transaction."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+from pgqueuer.db import AsyncpgDriver
+from pgqueuer.queries import Queries
+
+INCIDENT_TRIGGERED = "incident.triggered"
+INCIDENT_RESOLVED = "incident.resolved"
+ESCALATION_STEP = "escalation.step"
+NOTIFICATION_DELIVER = "notification.deliver"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    entrypoint: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    delay: timedelta | None = None
+    # A queued or running job with the same key makes this one a no-op.
+    dedupe_key: str | None = None
+
+
+def _default(value: Any) -> str:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"cannot encode {type(value).__name__} in a job payload")
+
+
+async def enqueue(connection: asyncpg.Connection, jobs: Sequence[Job]) -> None:
+    """Insert jobs on ``connection``: they become visible when its transaction commits.
+
+    pgqueuer's insert trigger sends NOTIFY, which PostgreSQL delivers at commit, so a
+    listening worker wakes as soon as the caller commits and never sees a rolled-back job.
+    """
+    if not jobs:
+        return
+    queries = Queries(AsyncpgDriver(connection))
+    await queries.enqueue(
+        [job.entrypoint for job in jobs],
+        [json.dumps(job.payload, default=_default).encode() for job in jobs],
+        [0] * len(jobs),
+        [job.delay for job in jobs],
+        [job.dedupe_key for job in jobs],
+        on_conflict="skip",
+    )
+
+
+def decode_payload(payload: bytes | None) -> dict[str, Any]:
+    if not payload:
+        return {}
+    value = json.loads(payload)
+    if not isinstance(value, dict):
+        raise ValueError("job payload must be a JSON object")
+    return value

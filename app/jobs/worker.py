@@ -1,0 +1,138 @@
+"""The worker: pgqueuer's queue manager with Tocsin's job handlers."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from pgqueuer.db import AsyncpgDriver
+from pgqueuer.errors import RetryRequested
+from pgqueuer.models import Job as QueuedJob
+from pgqueuer.qm import QueueManager
+from pgqueuer.queries import Queries
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app import __version__
+from app.core.config import Settings
+from app.core.db import connect_raw
+from app.core.logging import get_logger
+from app.core.security import SecretBox
+from app.incidents import paging
+from app.jobs.queue import (
+    ESCALATION_STEP,
+    INCIDENT_RESOLVED,
+    INCIDENT_TRIGGERED,
+    NOTIFICATION_DELIVER,
+    decode_payload,
+)
+from app.notify.base import NotifierContext
+from app.notify.registry import load_notifiers
+
+log = get_logger(__name__)
+
+# A handler that raises is retried with backoff this many times, then held as failed
+# (status 'failed' in the pgqueuer table) for an operator to look at.
+HANDLER_RETRIES = 10
+HANDLER_RETRY_MAX_SECONDS = 300
+
+Handler = Callable[[paging.PagingContext, dict[str, Any]], Awaitable[None]]
+
+
+async def _incident_triggered(context: paging.PagingContext, payload: dict[str, Any]) -> None:
+    await paging.run_escalation_step(context, uuid.UUID(payload["incident_id"]), 0)
+
+
+async def _escalation_step(context: paging.PagingContext, payload: dict[str, Any]) -> None:
+    await paging.run_escalation_step(
+        context, uuid.UUID(payload["incident_id"]), int(payload["step"])
+    )
+
+
+async def _incident_resolved(context: paging.PagingContext, payload: dict[str, Any]) -> None:
+    await paging.send_resolved_notices(context, uuid.UUID(payload["incident_id"]))
+
+
+async def _notification_deliver(context: paging.PagingContext, payload: dict[str, Any]) -> None:
+    await paging.deliver_notification(context, uuid.UUID(payload["notification_id"]))
+
+
+HANDLERS: dict[str, Handler] = {
+    INCIDENT_TRIGGERED: _incident_triggered,
+    ESCALATION_STEP: _escalation_step,
+    INCIDENT_RESOLVED: _incident_resolved,
+    NOTIFICATION_DELIVER: _notification_deliver,
+}
+
+
+def _wrap(
+    name: str, handler: Handler, context: paging.PagingContext
+) -> Callable[[QueuedJob], Awaitable[None]]:
+    async def run(job: QueuedJob) -> None:
+        payload = decode_payload(job.payload)
+        try:
+            await handler(context, payload)
+        except Exception as exc:
+            attempts = int(getattr(job, "attempts", 0) or 0)
+            log.exception("job.failed", entrypoint=name, job_id=int(job.id), attempt=attempts + 1)
+            if attempts < HANDLER_RETRIES:
+                delay = min(2**attempts, HANDLER_RETRY_MAX_SECONDS)
+                raise RetryRequested(delay=timedelta(seconds=delay), reason=repr(exc)) from exc
+            raise
+
+    return run
+
+
+class Worker:
+    """Runs job handlers until ``stop`` is set; several workers may share one database."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        database_url: str,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.settings = settings
+        self.database_url = database_url
+        self.sessionmaker = sessionmaker
+        self._own_http = http is None
+        self.http = http or httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.delivery_timeout_seconds),
+            follow_redirects=False,
+        )
+        notifier_context = NotifierContext(http=self.http, user_agent=f"Tocsin/{__version__}")
+        self.context = paging.PagingContext(
+            sessionmaker=sessionmaker,
+            settings=settings,
+            notifiers=load_notifiers(notifier_context),
+            box=SecretBox(settings.signing_key()),
+        )
+        self.manager: QueueManager | None = None
+
+    async def run(self) -> None:
+        connection = await connect_raw(self.database_url)
+        try:
+            self.manager = QueueManager(Queries(AsyncpgDriver(connection)))
+            for name, handler in HANDLERS.items():
+                self.manager.entrypoint(name, on_failure="hold")(_wrap(name, handler, self.context))
+            log.info("worker.started", notifiers=sorted(self.context.notifiers))
+            batch_size = max(1, self.settings.worker_concurrency // 2)
+            await self.manager.run(
+                batch_size=batch_size,
+                # pgqueuer requires room for two batches.
+                max_concurrent_tasks=max(self.settings.worker_concurrency, 2 * batch_size),
+                heartbeat_timeout=timedelta(seconds=self.settings.worker_heartbeat_timeout_seconds),
+                dequeue_timeout=timedelta(seconds=30),
+            )
+        finally:
+            await connection.close()
+            if self._own_http:
+                await self.http.aclose()
+            log.info("worker.stopped")
+
+    def stop(self) -> None:
+        if self.manager is not None:
+            self.manager.shutdown.set()

@@ -1,0 +1,186 @@
+"""Build the FastAPI application."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import structlog
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from fastapi import FastAPI, Request, Response
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from app import __version__
+from app.api.router import api_router
+from app.core.config import Settings, get_settings
+from app.core.db import create_engine, create_sessionmaker, resolve_database_url
+from app.core.errors import (
+    PROBLEM_JSON,
+    NotFound,
+    Problem,
+    install_error_handlers,
+    problem_catalog,
+)
+from app.core.logging import get_logger
+from app.ingest.router import router as ingest_router
+from app.ingest.schemas import AlertmanagerWebhook
+from app.jobs.worker import Worker
+
+log = get_logger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+# Models that document bodies read as raw bytes; added to the OpenAPI components.
+DOCUMENTED_BODIES = (AlertmanagerWebhook,)
+
+
+def migration_head() -> str | None:
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    url = app.state.database_url or await asyncio.to_thread(resolve_database_url, settings)
+    app.state.database_url = url
+    app.state.engine = create_engine(url, settings)
+    app.state.sessionmaker = create_sessionmaker(app.state.engine)
+    app.state.migration_head = migration_head()
+    worker_task = None
+    if app.state.run_worker:
+        worker = Worker(settings, url, app.state.sessionmaker)
+        app.state.worker = worker
+        worker_task = asyncio.create_task(worker.run(), name="tocsin-worker")
+    log.info("api.started", version=__version__, worker=bool(worker_task))
+    try:
+        yield
+    finally:
+        if worker_task is not None:
+            app.state.worker.stop()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(worker_task, timeout=10)
+        await app.state.engine.dispose()
+        log.info("api.stopped")
+
+
+async def request_context(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    """Give every request an id (the caller's X-Request-ID, or a new one) and log with it."""
+    request_id = request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex
+    request.state.request_id = request_id
+    structlog.contextvars.bind_contextvars(
+        request_id=request_id, method=request.method, path=request.url.path
+    )
+    try:
+        response = await call_next(request)
+    finally:
+        structlog.contextvars.clear_contextvars()
+    response.headers["X-Request-ID"] = request_id
+    return response
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    run_worker: bool = False,
+    database_url: str | None = None,
+) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Tocsin",
+        version=__version__,
+        summary="Self-hosted incident response: alerts in, incidents out, the right person paged.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.run_worker = run_worker
+    app.state.database_url = database_url
+    app.middleware("http")(request_context)
+    install_error_handlers(app)
+    app.include_router(ingest_router)
+    app.include_router(api_router)
+    _add_operational_routes(app)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _add_operational_routes(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["operations"], summary="Liveness: the process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="Readiness: the database answers and its schema is at the latest migration",
+        responses={503: {"description": "Not ready", "model": Problem}},
+    )
+    async def readyz(request: Request) -> Any:
+        head = request.app.state.migration_head
+        try:
+            async with request.app.state.engine.connect() as connection:
+                current = await connection.scalar(text("SELECT version_num FROM alembic_version"))
+        except Exception as exc:
+            return _not_ready(request, f"The database is unreachable: {type(exc).__name__}.")
+        if current != head:
+            return _not_ready(
+                request,
+                f"The database schema is at {current}, not {head}; run `tocsin migrate`.",
+            )
+        return {"status": "ok", "migration": current}
+
+    @app.get("/problems/{code}", tags=["operations"], summary="Describe a problem type")
+    async def describe_problem(code: str) -> dict[str, str]:
+        catalog = problem_catalog()
+        entry = catalog.get(code.replace("-", "_"))
+        if entry is None:
+            raise NotFound(f"No problem type is named {code!r}.", field="code")
+        return entry
+
+
+def _not_ready(request: Request, detail: str) -> JSONResponse:
+    body = Problem(
+        type="/problems/not-ready",
+        title="Not ready",
+        status=503,
+        detail=detail,
+        instance=request.url.path,
+        code="not_ready",
+    )
+    return JSONResponse(
+        body.model_dump(exclude_none=True),
+        status_code=503,
+        media_type=PROBLEM_JSON,
+        headers={"Retry-After": "5"},
+    )
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        summary=app.summary,
+        routes=app.routes,
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in (Problem, *DOCUMENTED_BODIES):
+        model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, definition in model_schema.pop("$defs", {}).items():
+            components.setdefault(name, definition)
+        components.setdefault(model.__name__, model_schema)
+    app.openapi_schema = schema
+    return schema

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import uuid
+import zoneinfo
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
+
+from app.oncall.models import UserRole
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+def _check_time_zone(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown IANA time zone {value!r}, e.g. Europe/London") from exc
+    return value
+
+
+class UserCreate(BaseModel):
+    name: Name
+    email: EmailStr
+    time_zone: str = "UTC"
+    role: UserRole = UserRole.responder
+
+    _zone = field_validator("time_zone")(_check_time_zone)
+
+
+class UserUpdate(BaseModel):
+    name: Name | None = None
+    email: EmailStr | None = None
+    time_zone: str | None = None
+    role: UserRole | None = None
+
+    _zone = field_validator("time_zone")(_check_time_zone)
+
+
+class UserRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    email: str
+    time_zone: str
+    role: UserRole
+    created_at: datetime
+    updated_at: datetime
+
+
+class ContactMethodCreate(BaseModel):
+    kind: str = Field(description="A notifier name: webhook, log, ...")
+    name: str = Field(default="", max_length=200)
+    address: str = Field(
+        default="", max_length=2048, description="URL, e-mail address or phone number"
+    )
+    secret: str | None = Field(
+        default=None,
+        min_length=16,
+        max_length=512,
+        description="Webhook signing secret; generated when left out",
+    )
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class ContactMethodUpdate(BaseModel):
+    name: str | None = Field(default=None, max_length=200)
+    enabled: bool | None = None
+
+
+class ContactMethodRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    kind: str
+    name: str
+    address: str
+    settings: dict[str, Any]
+    enabled: bool
+    verified_at: datetime | None
+    created_at: datetime
+
+
+class ContactMethodCreated(ContactMethodRead):
+    secret: str | None = Field(
+        description="The signing secret (webhook); shown only in this answer"
+    )
