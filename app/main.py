@@ -28,6 +28,7 @@ from app.core.errors import (
     Problem,
     install_error_handlers,
     problem_catalog,
+    problem_responses,
 )
 from app.core.logging import get_logger
 from app.ingest.router import router as ingest_router
@@ -125,7 +126,7 @@ def _add_operational_routes(app: FastAPI) -> None:
         "/readyz",
         tags=["operations"],
         summary="Readiness: the database answers and its schema is at the latest migration",
-        responses={503: {"description": "Not ready", "model": Problem}},
+        responses=problem_responses(503),
     )
     async def readyz(request: Request) -> Any:
         head = request.app.state.migration_head
@@ -141,7 +142,12 @@ def _add_operational_routes(app: FastAPI) -> None:
             )
         return {"status": "ok", "migration": current}
 
-    @app.get("/problems/{code}", tags=["operations"], summary="Describe a problem type")
+    @app.get(
+        "/problems/{code}",
+        tags=["operations"],
+        summary="Describe a problem type",
+        responses=problem_responses(404, 422),
+    )
     async def describe_problem(code: str) -> dict[str, str]:
         catalog = problem_catalog()
         entry = catalog.get(code.replace("-", "_"))

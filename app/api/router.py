@@ -2,13 +2,16 @@
 
 from fastapi import APIRouter
 
+from app.core.errors import problem_responses
+
 from app.api.keys import router as api_keys_router
 from app.escalation.router import router as escalation_router
 from app.incidents.router import router as incidents_router
 from app.oncall.router import router as oncall_router
 from app.services.router import router as services_router
 
-api_router = APIRouter(prefix="/v1")
+# Every /v1 route needs an API key, validates its input and needs the database.
+api_router = APIRouter(prefix="/v1", responses=problem_responses(401, 403, 422, 503))
 api_router.include_router(incidents_router)
 api_router.include_router(services_router)
 api_router.include_router(oncall_router)

@@ -20,7 +20,9 @@ from app.ingest.parsers import alertmanager
 from app.ingest.parsers.common import IngestLimits, ParseError
 from app.ingest.schemas import AlertmanagerWebhook, IngestAccepted
 
-router = APIRouter(prefix="/ingest", tags=["ingest"])
+router = APIRouter(
+    prefix="/ingest", tags=["ingest"], responses=problem_responses(400, 404, 413, 422, 503)
+)
 log = get_logger(__name__)
 
 INGEST_ERRORS = problem_responses(400, 401, 404, 413, 422, 503)

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from app.core.config import Settings
+from app.main import create_app
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def document() -> dict[str, Any]:
+    schema: dict[str, Any] = create_app(Settings(database_url=None)).openapi()
+    return schema
+
+
+def test_openapi_file_matches_app(document: dict[str, Any]) -> None:
+    committed = yaml.safe_load((ROOT / "openapi.yaml").read_text())
+    assert committed == document, "openapi.yaml is out of date; run `make openapi` and commit it"
+
+
+def test_error_responses_are_problem_json(document: dict[str, Any]) -> None:
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                if status[0] in "45":
+                    media_types = set(response.get("content", {}))
+                    where = f"{method.upper()} {path} {status}"
+                    assert media_types == {"application/problem+json"}, where
+
+
+def test_no_default_validation_schema(document: dict[str, Any]) -> None:
+    # FastAPI documents 422 as HTTPValidationError unless a route declares its own 422;
+    # Tocsin answers validation errors as problem+json, so the default must not appear.
+    assert "HTTPValidationError" not in document["components"]["schemas"]
