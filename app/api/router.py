@@ -2,9 +2,8 @@
 
 from fastapi import APIRouter
 
-from app.core.errors import problem_responses
-
 from app.api.keys import router as api_keys_router
+from app.core.errors import problem_responses
 from app.escalation.router import router as escalation_router
 from app.incidents.router import router as incidents_router
 from app.oncall.router import router as oncall_router
