@@ -30,6 +30,10 @@ class IdMixin:
 
 
 class TimestampMixin:
+    # Read server-side defaults back with RETURNING at flush; under asyncio a later
+    # lazy load of an expired updated_at would fail outside the greenlet.
+    __mapper_args__ = {"eager_defaults": True}
+
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False
     )
