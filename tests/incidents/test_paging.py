@@ -153,7 +153,8 @@ async def test_no_retry_after_400(
     assert row["status"] == "failed"
     assert "400" in row["last_error"]
     failed = await raw_db.fetchval(
-        "SELECT message FROM timeline_entries WHERE incident_id = $1 AND kind = 'notification.failed'",
+        "SELECT message FROM timeline_entries "
+        "WHERE incident_id = $1 AND kind = 'notification.failed'",
         incident_id,
     )
     assert "HTTP 400" in failed
@@ -202,7 +203,8 @@ async def test_service_without_policy_records_nobody_paged(
     ][0]
     await drain_jobs(raw_db, paging)
     message = await raw_db.fetchval(
-        "SELECT message FROM timeline_entries WHERE incident_id = $1 AND kind = 'escalation.no_policy'",
+        "SELECT message FROM timeline_entries "
+        "WHERE incident_id = $1 AND kind = 'escalation.no_policy'",
         incident_id,
     )
     assert "Demo service" in message

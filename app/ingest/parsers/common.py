@@ -77,7 +77,8 @@ def _check_string(text: str, path: str) -> None:
     except UnicodeEncodeError as exc:
         raise ParseError(
             path,
-            f"contains an unpaired surrogate (\\u{ord(text[exc.start]):04x}); send valid UTF-16 pairs",
+            f"contains an unpaired surrogate (\\u{ord(text[exc.start]):04x}); "
+            "send valid UTF-16 surrogate pairs",
         ) from exc
 
 
