@@ -78,7 +78,16 @@ def cmd_serve(args: argparse.Namespace) -> None:
     port = args.port or settings.port
     app = create_app(settings, run_worker=not args.no_worker, database_url=url)
     log.info("serve.starting", host=host, port=port, worker=not args.no_worker)
+    # uvicorn re-raises SIGINT or SIGTERM after its graceful shutdown, through the handler
+    # that was installed before it started. Exiting from that handler (instead of dying by
+    # the signal) lets atexit stop the embedded PostgreSQL.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _exit_after_shutdown)
     uvicorn.run(app, host=host, port=port, log_config=None, proxy_headers=True, access_log=False)
+
+
+def _exit_after_shutdown(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def cmd_worker(args: argparse.Namespace) -> None:

@@ -7,12 +7,9 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import structlog
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
@@ -31,21 +28,15 @@ from app.core.errors import (
     problem_responses,
 )
 from app.core.logging import get_logger
+from app.core.migrate import head_revision
 from app.ingest.router import router as ingest_router
 from app.ingest.schemas import AlertmanagerWebhook
 from app.jobs.worker import Worker
 
 log = get_logger(__name__)
 
-ROOT = Path(__file__).resolve().parent.parent
 # Models that document bodies read as raw bytes; added to the OpenAPI components.
 DOCUMENTED_BODIES = (AlertmanagerWebhook,)
-
-
-def migration_head() -> str | None:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
-    return ScriptDirectory.from_config(config).get_current_head()
 
 
 @asynccontextmanager
@@ -55,7 +46,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.database_url = url
     app.state.engine = create_engine(url, settings)
     app.state.sessionmaker = create_sessionmaker(app.state.engine)
-    app.state.migration_head = migration_head()
+    app.state.migration_head = head_revision()
     worker_task = None
     if app.state.run_worker:
         worker = Worker(settings, url, app.state.sessionmaker)

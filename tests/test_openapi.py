@@ -35,5 +35,5 @@ def test_error_responses_are_problem_json(document: dict[str, Any]) -> None:
 
 def test_no_default_validation_schema(document: dict[str, Any]) -> None:
     # FastAPI documents 422 as HTTPValidationError unless a route declares its own 422;
-    # Tocsin answers validation errors as problem+json, so the default must not appear.
+    # Tocsin returns validation errors as problem+json, so the default must not appear.
     assert "HTTPValidationError" not in document["components"]["schemas"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -41,10 +42,25 @@ def start_embedded_postgres(data_dir: Path) -> str:
         pgdata.parent.mkdir(parents=True, exist_ok=True)
         log.info("embedded_postgres.starting", pgdata=str(pgdata))
         server = get_server(pgdata, cleanup_mode="stop")
+        _forget_dead_handles(server)
         _embedded_servers[pgdata] = server
         _ensure_database(server)
     url: str = server.get_uri(database="tocsin", driver="asyncpg")
     return url
+
+
+def _forget_dead_handles(server: Any) -> None:
+    """Remove dead processes from the list of processes that use the embedded server.
+
+    The wheel stops the server when the last process in that list exits. A process killed
+    with SIGKILL never removes itself, so without this the server would never stop.
+    """
+    import psutil
+
+    handles = server.global_process_id_list
+    for pid in handles._get():
+        if pid != os.getpid() and not psutil.pid_exists(pid):
+            handles.get_and_remove(pid)
 
 
 def _ensure_database(server: Any) -> None:
@@ -99,8 +115,8 @@ async def raw_connection(session: AsyncSession) -> asyncpg.Connection:
     return driver_connection
 
 
-# Deadlocks between concurrent batches are rare (rows are locked in key order) but possible
-# when batches overlap; a retry of the whole transaction is the standard remedy.
+# Deadlocks between concurrent batches are rare because rows are locked in key order, but
+# overlapping batches can still deadlock. Retrying the whole transaction is the remedy.
 TRANSACTION_RETRIES = 3
 
 

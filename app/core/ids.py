@@ -17,9 +17,9 @@ def uuid7() -> uuid.UUID:
     """Return a version 7 UUID: 48 bits of Unix milliseconds, a 12-bit counter, 62 random bits.
 
     Keys made this way sort by creation time, which keeps B-tree inserts local and lets
-    lists ordered by (timestamp, id) page with a keyset cursor. Within one process the
-    counter (RFC 9562, method 1) keeps keys made in the same millisecond in creation
-    order; when it runs out, the timestamp moves on by one millisecond.
+    lists ordered by (timestamp, id) page with a keyset cursor. Within one process, the
+    counter (RFC 9562, method 1) keeps keys of the same millisecond in creation order.
+    When the counter overflows, the timestamp moves on by one millisecond.
     """
     global _last_milliseconds, _counter
     with _lock:

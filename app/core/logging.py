@@ -27,6 +27,7 @@ def configure_logging(level: str = "info", fmt: str = "console") -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _drop_secrets,
     ]
+
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
@@ -34,12 +35,14 @@ def configure_logging(level: str = "info", fmt: str = "console") -> None:
             colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
         )
     )
+
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
         processors=[
@@ -48,11 +51,13 @@ def configure_logging(level: str = "info", fmt: str = "console") -> None:
             renderer,
         ],
     )
+
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+
     # uvicorn installs its own handlers; route its records through ours instead.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         uvicorn_logger = logging.getLogger(name)

@@ -107,7 +107,7 @@ async def ingest_alertmanager(
     settings: SettingsDep,
 ) -> IngestAccepted:
     """Point an Alertmanager `webhook_configs` receiver at this URL. Each alert's fingerprint is
-    its dedup key and the alerts of one `groupKey` form one incident. Answers 202 once the
+    its dedup key and the alerts of one `groupKey` form one incident. Returns 202 once the
     events are committed."""
     body = await read_body(request, settings.ingest_max_body_bytes)
     events = parse_or_reject(alertmanager.parse, body, settings)

@@ -70,7 +70,7 @@ def tocsin_env(database_url: str, data_dir: Path, port: int, secret_key: str) ->
 async def start_tocsin(
     database_url: str, data_dir: Path, secret_key: str, *extra_args: str
 ) -> tuple[Process, str]:
-    """Start `tocsin serve` on a free port and wait until /readyz answers 200."""
+    """Start `tocsin serve` on a free port and wait until /readyz returns 200."""
     port = free_port()
     process = Process(
         [str(VENV_BIN / "tocsin"), "serve", *extra_args],

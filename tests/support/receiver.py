@@ -24,7 +24,10 @@ class ReceivedRequest:
 
 @dataclass
 class Receiver:
-    """Answers each request with the next queued status (200 once the queue is empty)."""
+    """An HTTP endpoint that records requests and replies with the next queued status.
+
+    The status is 200 once the queue is empty.
+    """
 
     host: str = "127.0.0.1"
     port: int = 0
