@@ -3,7 +3,14 @@
 from app.api.models import ApiKey
 from app.core.models import Base
 from app.escalation.models import EscalationLevel, EscalationPolicy
-from app.incidents.models import Alert, Event, Incident, TimelineEntry
+from app.incidents.models import (
+    Alert,
+    Event,
+    Incident,
+    IncidentSubscriber,
+    Postmortem,
+    TimelineEntry,
+)
 from app.notify.models import DeliveryAttempt, Notification
 from app.oncall.models import ContactMethod, User
 from app.services.models import Integration, Service
@@ -18,8 +25,10 @@ __all__ = [
     "EscalationPolicy",
     "Event",
     "Incident",
+    "IncidentSubscriber",
     "Integration",
     "Notification",
+    "Postmortem",
     "Service",
     "TimelineEntry",
     "User",

@@ -7,12 +7,11 @@ the jobs it enqueues commit together with the incidents they page for.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -20,19 +19,44 @@ import asyncpg
 from app.core.ids import uuid7
 from app.core.logging import get_logger
 from app.incidents.events import AlertEvent, EventAction
+from app.incidents.grouping import Grouping, GroupingSettings, group
 from app.incidents.models import ActorType
-from app.jobs.queue import INCIDENT_RESOLVED, INCIDENT_TRIGGERED, Job, enqueue
+from app.incidents.repository import (
+    TimelineRow,
+    acknowledge_incidents,
+    acknowledgement_jobs,
+    escalation_job,
+    insert_timeline,
+    resolve_incidents_without_firing_alerts,
+    resolved_job,
+    to_json,
+)
+from app.jobs.queue import INCIDENT_SETTLE, INCIDENT_TRIGGERED, Job, enqueue
 from app.rules.priority import classify_by_severity
 
 log = get_logger(__name__)
 
-# What an event did: (outcome name, alert id, incident id).
+# The effect of one event: (outcome name, alert id, incident id).
 Outcome = tuple[str, uuid.UUID | None, uuid.UUID | None]
 
 
 @dataclass(frozen=True, slots=True)
+class LifecycleSettings:
+    """A service's grouping, threshold, flapping and reopen settings; None means off."""
+
+    grouping: GroupingSettings = field(default_factory=GroupingSettings)
+    threshold_count: int | None = None
+    threshold_window_seconds: int | None = None
+    flap_threshold: int | None = None
+    flap_window_seconds: int | None = None
+    flap_settle_seconds: int | None = None
+    reopen_window_seconds: int | None = None
+    acknowledge_timeout_seconds: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class IntegrationContext:
-    """What ingest needs to know about the integration an event arrived on."""
+    """The integration an event arrived on, with the service settings that ingest applies."""
 
     integration_id: uuid.UUID
     integration_name: str
@@ -40,6 +64,7 @@ class IntegrationContext:
     service_id: uuid.UUID
     service_name: str
     escalation_policy_id: uuid.UUID | None
+    lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
 
 
 @dataclass(slots=True)
@@ -51,6 +76,8 @@ class IngestResult:
     alerts_created: int = 0
     alerts_updated: int = 0
     alerts_resolved: int = 0
+    # New alerts waiting for their grouping key to reach the service's threshold.
+    alerts_pending: int = 0
     # Events that matched nothing (a resolve without an open alert) or came too late.
     events_ignored: int = 0
 
@@ -58,13 +85,13 @@ class IngestResult:
     def incidents(self) -> list[uuid.UUID]:
         """Every incident the batch touched, each once, in first-touched order."""
         seen: dict[uuid.UUID, None] = {}
-        for group in (
+        for incident_ids in (
             self.incidents_opened,
             self.incidents_updated,
             self.incidents_acknowledged,
             self.incidents_resolved,
         ):
-            for incident_id in group:
+            for incident_id in incident_ids:
                 seen.setdefault(incident_id, None)
         return list(seen)
 
@@ -78,13 +105,18 @@ class _Batch:
     result: IngestResult
     # Per event: (outcome, alert_id, incident_id), in request order.
     outcomes: list[Outcome] = field(default_factory=list)
-    timeline: list[tuple[uuid.UUID, str, str, dict[str, Any]]] = field(default_factory=list)
+    timeline: list[TimelineRow] = field(default_factory=list)
     jobs: list[Job] = field(default_factory=list)
 
     def add_timeline(
         self, incident_id: uuid.UUID, kind: str, message: str, data: dict[str, Any] | None = None
     ) -> None:
         self.timeline.append((incident_id, kind, message, data or {}))
+
+    def touch(self, incident_id: uuid.UUID) -> None:
+        """Record that the batch changed an incident it did not open, acknowledge or resolve."""
+        if incident_id not in self.result.incidents_updated:
+            self.result.incidents_updated.append(incident_id)
 
 
 def rounds(events: Sequence[AlertEvent]) -> list[list[tuple[int, AlertEvent]]]:
@@ -132,7 +164,7 @@ async def ingest_events(
     )
 
     await _insert_events(connection, batch, events)
-    await _insert_timeline(connection, batch)
+    await insert_timeline(connection, batch.timeline, actor=actor_for_integration(context), now=now)
     await enqueue(connection, batch.jobs)
     await connection.execute(
         "UPDATE integrations SET last_event_at = $2 WHERE id = $1",
@@ -142,16 +174,23 @@ async def ingest_events(
     return batch.result
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+def actor_for_integration(context: IntegrationContext) -> dict[str, Any]:
+    return {
+        "type": ActorType.integration.value,
+        "id": str(context.integration_id),
+        "name": context.integration_name,
+    }
 
 
 _UPSERT_ALERTS = """
 WITH input AS (
     SELECT * FROM unnest(
         $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],
-        $8::jsonb[], $9::jsonb[], $10::jsonb[], $11::jsonb[], $12::timestamptz[]
-    ) AS t(id, dedup_key, summary, severity, source, labels, details, links, payload, started_at)
+        $8::jsonb[], $9::jsonb[], $10::jsonb[], $11::jsonb[], $12::timestamptz[], $14::text[]
+    ) AS t(
+        id, dedup_key, summary, severity, source, labels, details, links, payload, started_at,
+        grouping_key
+    )
 ),
 fresh AS (
     -- A trigger whose sender timestamp is not after the end of an occurrence already
@@ -165,22 +204,32 @@ fresh AS (
     )
 )
 INSERT INTO alerts AS a (
-    id, service_id, integration_id, dedup_key, status, summary, severity, source, labels,
-    details, links, payload, event_count, first_seen_at, last_seen_at, started_at,
-    created_at, updated_at
+    id, service_id, integration_id, dedup_key, grouping_key, status, summary, severity,
+    source, labels, details, links, payload, event_count, first_seen_at, last_seen_at,
+    started_at, sender_time, created_at, updated_at
 )
-SELECT id, $1, $2, dedup_key, 'firing', summary, severity, source, labels,
-       details, links, payload, 1, $13, $13, started_at, $13, $13
+SELECT id, $1, $2, dedup_key, grouping_key, 'firing', summary, severity,
+       source, labels, details, links, payload, 1, $13, $13,
+       started_at, started_at, $13, $13
 FROM fresh
 ORDER BY dedup_key
 ON CONFLICT (service_id, dedup_key) WHERE status = 'firing' DO UPDATE SET
-    summary = EXCLUDED.summary,
-    severity = EXCLUDED.severity,
-    source = EXCLUDED.source,
-    labels = EXCLUDED.labels,
-    details = EXCLUDED.details,
-    links = EXCLUDED.links,
-    payload = EXCLUDED.payload,
+    -- An event older than what the alert has seen counts, but does not overwrite it.
+    summary = CASE WHEN a.sender_time > EXCLUDED.sender_time THEN a.summary
+                   ELSE EXCLUDED.summary END,
+    severity = CASE WHEN a.sender_time > EXCLUDED.sender_time THEN a.severity
+                    ELSE EXCLUDED.severity END,
+    source = CASE WHEN a.sender_time > EXCLUDED.sender_time THEN a.source
+                  ELSE EXCLUDED.source END,
+    labels = CASE WHEN a.sender_time > EXCLUDED.sender_time THEN a.labels
+                  ELSE EXCLUDED.labels END,
+    details = CASE WHEN a.sender_time > EXCLUDED.sender_time THEN a.details
+                   ELSE EXCLUDED.details END,
+    links = CASE WHEN a.sender_time > EXCLUDED.sender_time THEN a.links
+                 ELSE EXCLUDED.links END,
+    payload = CASE WHEN a.sender_time > EXCLUDED.sender_time THEN a.payload
+                   ELSE EXCLUDED.payload END,
+    sender_time = GREATEST(a.sender_time, EXCLUDED.sender_time),
     event_count = a.event_count + 1,
     last_seen_at = EXCLUDED.last_seen_at,
     updated_at = EXCLUDED.updated_at
@@ -190,18 +239,20 @@ RETURNING a.id, a.dedup_key, a.incident_id, (a.xmax = 0) AS inserted
 _UPSERT_INCIDENTS = """
 WITH input AS (
     SELECT * FROM unnest(
-        $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[]
-    ) AS t(id, grouping_key, title, severity, urgency, priority, alert_count)
+        $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[],
+        $11::jsonb[]
+    ) AS t(id, grouping_key, title, severity, urgency, priority, alert_count, grouping)
 )
 INSERT INTO incidents AS i (
-    id, service_id, grouping_key, title, status, severity, urgency, priority, alert_count,
-    escalation_policy_id, escalation_step, created_at, updated_at
+    id, service_id, grouping_key, grouping, title, status, severity, urgency, priority,
+    alert_count, escalation_policy_id, escalation_step, created_at, updated_at
 )
-SELECT id, $1, grouping_key, title, 'triggered', severity, urgency, priority, alert_count,
-       $2, 0, $10, $10
+SELECT id, $1, grouping_key, grouping, title, 'triggered', severity, urgency, priority,
+       alert_count, $2, 0, $10, $10
 FROM input
 ORDER BY grouping_key
-ON CONFLICT (service_id, grouping_key) WHERE status IN ('triggered', 'acknowledged')
+ON CONFLICT (service_id, grouping_key)
+    WHERE status IN ('triggered', 'acknowledged') AND accepts_alerts
 DO UPDATE SET
     alert_count = i.alert_count + EXCLUDED.alert_count,
     priority = LEAST(i.priority, EXCLUDED.priority),
@@ -216,6 +267,7 @@ async def _apply_triggers(
     events: list[tuple[int, AlertEvent]],
 ) -> list[tuple[int, Outcome]]:
     context = batch.context
+    groupings = {e.dedup_key: group(e, context.lifecycle.grouping, context.kind) for _, e in events}
     rows = await connection.fetch(
         _UPSERT_ALERTS,
         context.service_id,
@@ -225,19 +277,22 @@ async def _apply_triggers(
         [e.summary for _, e in events],
         [e.severity.value for _, e in events],
         [e.source for _, e in events],
-        [_json(e.labels) for _, e in events],
-        [_json(e.details) for _, e in events],
-        [_json([{"href": link.href, "text": link.text} for link in e.links]) for _, e in events],
-        [_json(e.raw) for _, e in events],
+        [to_json(e.labels) for _, e in events],
+        [to_json(e.details) for _, e in events],
+        [to_json([{"href": link.href, "text": link.text} for link in e.links]) for _, e in events],
+        [to_json(e.raw) for _, e in events],
         [e.occurred_at for _, e in events],
         batch.now,
+        [groupings[e.dedup_key].key for _, e in events],
     )
     by_key = {row["dedup_key"]: row for row in rows}
     event_by_key = {e.dedup_key: e for _, e in events}
 
     # New alerts need an incident: the open one for their grouping key, or a new one.
     new_alerts = [row for row in rows if row["inserted"]]
-    incident_by_alert = await _attach_to_incidents(connection, batch, new_alerts, event_by_key)
+    incident_by_alert = await _attach_to_incidents(
+        connection, batch, new_alerts, event_by_key, groupings
+    )
 
     outcomes: list[tuple[int, Outcome]] = []
     for position, event in events:
@@ -245,19 +300,19 @@ async def _apply_triggers(
         if row is None:
             outcomes.append((position, ("ignored.stale", None, None)))
         elif row["inserted"]:
-            batch.result.alerts_created += 1
-            outcomes.append((position, ("alert.created", row["id"], incident_by_alert[row["id"]])))
+            incident_id = incident_by_alert.get(row["id"])
+            if incident_id is None:
+                batch.result.alerts_pending += 1
+                outcomes.append((position, ("alert.pending", row["id"], None)))
+            else:
+                batch.result.alerts_created += 1
+                outcomes.append((position, ("alert.created", row["id"], incident_id)))
         else:
             batch.result.alerts_updated += 1
             outcomes.append((position, ("alert.updated", row["id"], row["incident_id"])))
-            if row["incident_id"] not in batch.result.incidents_updated:
-                batch.result.incidents_updated.append(row["incident_id"])
+            if row["incident_id"] is not None:
+                batch.touch(row["incident_id"])
     return outcomes
-
-
-def grouping_key_for(event: AlertEvent) -> str:
-    """Alerts with the same key share an incident: the sender's group, else the alert itself."""
-    return event.group_key or event.dedup_key
 
 
 async def _attach_to_incidents(
@@ -265,15 +320,34 @@ async def _attach_to_incidents(
     batch: _Batch,
     new_alerts: list[asyncpg.Record],
     event_by_key: dict[str, AlertEvent],
+    groupings: dict[str, Grouping],
 ) -> dict[uuid.UUID, uuid.UUID]:
+    """Give each new alert an incident; return alert id -> incident id.
+
+    Alerts left out of the result are pending: their key has not reached the service's
+    threshold yet.
+    """
     if not new_alerts:
         return {}
-    groups: dict[str, list[asyncpg.Record]] = defaultdict(list)
+    members: dict[str, list[uuid.UUID]] = defaultdict(list)
+    first_event: dict[str, AlertEvent] = {}
     for row in new_alerts:
-        groups[grouping_key_for(event_by_key[row["dedup_key"]])].append(row)
+        key = groupings[row["dedup_key"]].key
+        members[key].append(row["id"])
+        first_event.setdefault(key, event_by_key[row["dedup_key"]])
 
-    keys = list(groups)
-    firsts = [event_by_key[groups[key][0]["dedup_key"]] for key in keys]
+    lifecycle = batch.context.lifecycle
+    if lifecycle.grouping.mode == "by_fields" and lifecycle.grouping.window_seconds:
+        await _close_grouping_windows(connection, batch, list(members))
+    if lifecycle.threshold_count and lifecycle.threshold_count > 1:
+        members = await _apply_threshold(connection, batch, members)
+        if not members:
+            return {}
+    if lifecycle.reopen_window_seconds:
+        await _reopen_recent(connection, batch, list(members))
+
+    keys = sorted(members)
+    firsts = [first_event[key] for key in keys]
     classifications = [classify_by_severity(event.severity) for event in firsts]
     incident_rows = await connection.fetch(
         _UPSERT_INCIDENTS,
@@ -285,24 +359,29 @@ async def _attach_to_incidents(
         [event.severity.value for event in firsts],
         [c.paging_urgency for c in classifications],
         [c.priority for c in classifications],
-        [len(groups[key]) for key in keys],
+        [len(members[key]) for key in keys],
         batch.now,
+        [
+            to_json(groupings[event.dedup_key].explanation | {"key": key})
+            for key, event in zip(keys, firsts, strict=True)
+        ],
     )
 
     incident_by_alert: dict[uuid.UUID, uuid.UUID] = {}
+    opened: list[uuid.UUID] = []
     for incident in incident_rows:
         incident_id = incident["id"]
-        members = groups[incident["grouping_key"]]
-        for row in members:
-            incident_by_alert[row["id"]] = incident_id
+        key = incident["grouping_key"]
+        for alert_id in members[key]:
+            incident_by_alert[alert_id] = incident_id
         if incident["inserted"]:
+            opened.append(incident_id)
             batch.result.incidents_opened.append(incident_id)
-            first = event_by_key[members[0]["dedup_key"]]
             batch.add_timeline(
                 incident_id,
                 "incident.triggered",
-                f"Incident opened by {batch.context.integration_name}: {first.summary}",
-                {"grouping_key": incident["grouping_key"], "number": incident["number"]},
+                f"Incident opened by {batch.context.integration_name}: {first_event[key].summary}",
+                {"grouping_key": key, "number": incident["number"]},
             )
             batch.jobs.append(
                 Job(
@@ -316,18 +395,18 @@ async def _attach_to_incidents(
                 incident_id=str(incident_id),
                 number=incident["number"],
                 service_id=str(batch.context.service_id),
-                grouping_key=incident["grouping_key"],
+                grouping_key=key,
             )
-        elif incident_id not in batch.result.incidents_updated:
-            batch.result.incidents_updated.append(incident_id)
-        for row in members:
-            event = event_by_key[row["dedup_key"]]
-            batch.add_timeline(
-                incident_id,
-                "alert.triggered",
-                f"Alert triggered: {event.summary}",
-                {"alert_id": str(row["id"]), "dedup_key": row["dedup_key"]},
-            )
+        else:
+            batch.touch(incident_id)
+        batch.add_timeline(
+            incident_id,
+            "alert.triggered",
+            f"{len(members[key])} alerts triggered"
+            if len(members[key]) > 1
+            else f"Alert triggered: {first_event[key].summary}",
+            {"alert_ids": [str(alert_id) for alert_id in members[key]]},
+        )
 
     await connection.execute(
         """
@@ -338,7 +417,168 @@ async def _attach_to_incidents(
         list(incident_by_alert),
         list(incident_by_alert.values()),
     )
+    if opened:
+        await _link_previous(connection, batch, opened)
     return incident_by_alert
+
+
+async def _close_grouping_windows(
+    connection: asyncpg.Connection, batch: _Batch, keys: list[str]
+) -> None:
+    """Stop open incidents older than the grouping window from taking new alerts."""
+    window = batch.context.lifecycle.grouping.window_seconds
+    rows = await connection.fetch(
+        """
+        UPDATE incidents SET accepts_alerts = false, updated_at = $4
+        WHERE service_id = $1 AND grouping_key = ANY($2::text[])
+          AND status IN ('triggered', 'acknowledged') AND accepts_alerts
+          AND created_at < $4::timestamptz - make_interval(secs => $3)
+        RETURNING id
+        """,
+        batch.context.service_id,
+        keys,
+        float(window or 0),
+        batch.now,
+    )
+    for row in rows:
+        batch.add_timeline(
+            row["id"],
+            "incident.grouping_window_closed",
+            f"The grouping window of {window} s has passed; new alerts open a new incident",
+            {"window_seconds": window},
+        )
+
+
+async def _apply_threshold(
+    connection: asyncpg.Connection, batch: _Batch, members: dict[str, list[uuid.UUID]]
+) -> dict[str, list[uuid.UUID]]:
+    """Keep the keys that may have an incident: an open one, or the threshold reached.
+
+    A transaction-scoped advisory lock per key serializes the count, so two requests
+    that each bring the threshold's last alert cannot both see one short of it.
+    """
+    lifecycle = batch.context.lifecycle
+    service_id = batch.context.service_id
+    open_rows = await connection.fetch(
+        """
+        SELECT grouping_key FROM incidents
+        WHERE service_id = $1 AND grouping_key = ANY($2::text[])
+          AND status IN ('triggered', 'acknowledged') AND accepts_alerts
+        """,
+        service_id,
+        list(members),
+    )
+    has_open = {row["grouping_key"] for row in open_rows}
+    waiting = sorted(key for key in members if key not in has_open)
+    if not waiting:
+        return members
+    await connection.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1 || ':' || k, 0)) "
+        "FROM unnest($2::text[]) AS k ORDER BY k",
+        str(service_id),
+        waiting,
+    )
+    window = lifecycle.threshold_window_seconds or 300
+    pending = await connection.fetch(
+        """
+        SELECT grouping_key, array_agg(id ORDER BY first_seen_at, id) AS ids FROM alerts
+        WHERE service_id = $1 AND grouping_key = ANY($2::text[])
+          AND incident_id IS NULL AND status = 'firing'
+          AND first_seen_at >= $3::timestamptz - make_interval(secs => $4)
+        GROUP BY grouping_key
+        """,
+        service_id,
+        waiting,
+        batch.now,
+        float(window),
+    )
+    ready = {row["grouping_key"]: list(row["ids"]) for row in pending}
+    result = {key: ids for key, ids in members.items() if key in has_open}
+    for key in waiting:
+        ids = ready.get(key, [])
+        if len(ids) >= (lifecycle.threshold_count or 1):
+            result[key] = ids
+    return result
+
+
+async def _reopen_recent(connection: asyncpg.Connection, batch: _Batch, keys: list[str]) -> None:
+    """Bring back incidents of these keys that resolved within the service's reopen window.
+
+    A concurrent request may open an incident for the same key first. This UPDATE then
+    hits the unique index, and the retried transaction attaches to that incident.
+    """
+    window = batch.context.lifecycle.reopen_window_seconds
+    rows = await connection.fetch(
+        """
+        UPDATE incidents SET status = 'triggered', resolved_at = NULL, resolved_by = NULL,
+               acknowledged_at = NULL, acknowledged_by = NULL, escalation_step = 0,
+               escalation_epoch = escalation_epoch + 1, updated_at = $4
+        WHERE id IN (
+            SELECT DISTINCT ON (grouping_key) id FROM incidents
+            WHERE service_id = $1 AND grouping_key = ANY($2::text[]) AND accepts_alerts
+              AND status = 'resolved' AND resolved_at >= $4::timestamptz - make_interval(secs => $3)
+            ORDER BY grouping_key, resolved_at DESC
+        )
+        AND NOT EXISTS (
+            SELECT 1 FROM incidents other
+            WHERE other.service_id = $1 AND other.grouping_key = incidents.grouping_key
+              AND other.status IN ('triggered', 'acknowledged') AND other.accepts_alerts
+        )
+        RETURNING id, escalation_epoch
+        """,
+        batch.context.service_id,
+        keys,
+        float(window or 0),
+        batch.now,
+    )
+    for row in rows:
+        batch.touch(row["id"])
+        batch.add_timeline(
+            row["id"],
+            "incident.reopened",
+            f"Reopened: an alert fired within {window} s of the resolve",
+            {"reopen_window_seconds": window},
+        )
+        batch.jobs.append(escalation_job(row["id"], 0, row["escalation_epoch"]))
+
+
+async def _link_previous(
+    connection: asyncpg.Connection, batch: _Batch, opened: list[uuid.UUID]
+) -> None:
+    """Link each new incident to the last finished incident of its grouping key."""
+    rows = await connection.fetch(
+        """
+        WITH links AS (
+            SELECT new.id AS new_id, new.number AS new_number, previous.id AS previous_id,
+                   previous.number AS previous_number
+            FROM incidents new
+            JOIN LATERAL (
+                SELECT p.id, p.number FROM incidents p
+                WHERE p.service_id = new.service_id AND p.grouping_key = new.grouping_key
+                  AND p.id <> new.id AND p.status IN ('resolved', 'closed')
+                ORDER BY p.created_at DESC LIMIT 1
+            ) previous ON true
+            WHERE new.id = ANY($1::uuid[])
+        )
+        UPDATE incidents SET previous_incident_id = links.previous_id
+        FROM links WHERE incidents.id = links.new_id
+        RETURNING links.new_id, links.new_number, links.previous_id, links.previous_number
+        """,
+        opened,
+    )
+    for row in rows:
+        batch.add_timeline(
+            row["previous_id"],
+            "incident.reopened_as",
+            f"The alerts fired again: reopened as incident #{row['new_number']}",
+            {"incident_id": str(row["new_id"])},
+        )
+        batch.add_timeline(
+            row["new_id"],
+            "incident.follows",
+            f"Follows incident #{row['previous_number']}",
+            {"incident_id": str(row["previous_id"])},
+        )
 
 
 async def _open_alerts(
@@ -364,13 +604,8 @@ async def _apply_acknowledges(
         connection, batch.context.service_id, [e.dedup_key for _, e in events]
     )
     incident_ids = sorted({row["incident_id"] for row in alerts.values() if row["incident_id"]})
-    acknowledged = await transition_incidents(
-        connection,
-        incident_ids,
-        from_statuses=("triggered",),
-        to_status="acknowledged",
-        actor=actor_for_integration(batch.context),
-        now=batch.now,
+    acknowledged = await acknowledge_incidents(
+        connection, incident_ids, actor=actor_for_integration(batch.context), now=batch.now
     )
     for incident_id in acknowledged:
         batch.result.incidents_acknowledged.append(incident_id)
@@ -378,6 +613,9 @@ async def _apply_acknowledges(
             incident_id,
             "incident.acknowledged",
             f"Acknowledged by {batch.context.integration_name}",
+        )
+        batch.jobs += acknowledgement_jobs(
+            incident_id, batch.now, batch.context.lifecycle.acknowledge_timeout_seconds
         )
     outcomes: list[tuple[int, Outcome]] = []
     for position, event in events:
@@ -401,12 +639,16 @@ async def _apply_resolves(
             event_count = a.event_count + 1, last_seen_at = $3, updated_at = $3
         FROM unnest($2::text[], $4::timestamptz[]) AS i(dedup_key, ended_at)
         WHERE a.service_id = $1 AND a.dedup_key = i.dedup_key AND a.status = 'firing'
+          -- A resolve that ended before this occurrence started belongs to an older one.
+          AND (i.ended_at IS NULL OR a.started_at IS NULL OR i.ended_at >= a.started_at)
         RETURNING a.id, a.dedup_key, a.incident_id, a.summary
         """,
         batch.context.service_id,
         [e.dedup_key for _, e in events],
         batch.now,
-        [e.ended_at or batch.now for _, e in events],
+        # Only the sender's own end time is stored: comparing it with a later trigger's
+        # sender timestamp must not mix in this server's clock.
+        [e.ended_at for _, e in events],
     )
     by_key = {row["dedup_key"]: row for row in rows}
     batch.result.alerts_resolved += len(rows)
@@ -420,8 +662,10 @@ async def _apply_resolves(
             )
 
     touched = sorted({row["incident_id"] for row in rows if row["incident_id"]})
+    flapping = await _mark_flapping(connection, batch, rows)
+    resolvable = [incident_id for incident_id in touched if incident_id not in flapping]
     resolved = await resolve_incidents_without_firing_alerts(
-        connection, touched, actor=actor_for_integration(batch.context), now=batch.now
+        connection, resolvable, actor=actor_for_integration(batch.context), now=batch.now
     )
     for incident_id in touched:
         if incident_id in resolved:
@@ -430,115 +674,87 @@ async def _apply_resolves(
                 incident_id, "incident.resolved", "Resolved: all alerts have resolved"
             )
             batch.jobs.append(resolved_job(incident_id))
-        elif incident_id not in batch.result.incidents_updated:
-            batch.result.incidents_updated.append(incident_id)
+        else:
+            batch.touch(incident_id)
 
+    unmatched = [e.dedup_key for _, e in events if e.dedup_key not in by_key]
+    still_open = (
+        await _open_alerts(connection, batch.context.service_id, unmatched) if unmatched else {}
+    )
     outcomes: list[tuple[int, Outcome]] = []
     for position, event in events:
         row = by_key.get(event.dedup_key)
-        if row is None:
-            outcomes.append((position, ("ignored.no_open_alert", None, None)))
-        else:
+        if row is not None:
             outcomes.append((position, ("alert.resolved", row["id"], row["incident_id"])))
+        elif event.dedup_key in still_open:
+            outcomes.append((position, ("ignored.stale", None, None)))
+        else:
+            outcomes.append((position, ("ignored.no_open_alert", None, None)))
     return outcomes
 
 
-def resolved_job(incident_id: uuid.UUID) -> Job:
-    return Job(
-        INCIDENT_RESOLVED,
-        {"incident_id": incident_id},
-        dedupe_key=f"{INCIDENT_RESOLVED}:{incident_id}",
-    )
-
-
-def actor_for_integration(context: IntegrationContext) -> dict[str, Any]:
-    return {
-        "type": ActorType.integration.value,
-        "id": str(context.integration_id),
-        "name": context.integration_name,
-    }
-
-
-async def lock_incidents(
-    connection: asyncpg.Connection, incident_ids: Iterable[uuid.UUID]
-) -> list[asyncpg.Record]:
-    """Lock incident rows in id order, so two transactions never wait on each other in a cycle."""
-    ids = sorted(set(incident_ids))
-    if not ids:
-        return []
-    return list(
-        await connection.fetch(
-            "SELECT id, status FROM incidents WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",
-            ids,
-        )
-    )
-
-
-async def transition_incidents(
-    connection: asyncpg.Connection,
-    incident_ids: Sequence[uuid.UUID],
-    *,
-    from_statuses: tuple[str, ...],
-    to_status: str,
-    actor: dict[str, Any],
-    now: datetime,
-) -> list[uuid.UUID]:
-    """Move incidents that are in ``from_statuses`` to ``to_status``; return the ones moved."""
-    locked = await lock_incidents(connection, incident_ids)
-    movable = [row["id"] for row in locked if row["status"] in from_statuses]
-    if not movable:
-        return []
-    column = {"acknowledged": "acknowledged", "resolved": "resolved"}[to_status]
-    await connection.execute(
-        f"""
-        UPDATE incidents SET status = $2, {column}_at = $3, {column}_by = $4::jsonb,
-               updated_at = $3
-        WHERE id = ANY($1::uuid[])
-        """,  # noqa: S608 - column comes from the fixed mapping above
-        movable,
-        to_status,
-        now,
-        _json(actor),
-    )
-    return movable
-
-
-async def resolve_incidents_without_firing_alerts(
-    connection: asyncpg.Connection,
-    incident_ids: Sequence[uuid.UUID],
-    *,
-    actor: dict[str, Any],
-    now: datetime,
+async def _mark_flapping(
+    connection: asyncpg.Connection, batch: _Batch, resolved_rows: list[asyncpg.Record]
 ) -> set[uuid.UUID]:
-    """Resolve the open incidents among ``incident_ids`` that have no firing alert left.
+    """Find resolved alerts that fired too often lately; keep their incidents open.
 
-    The rows are locked first, in a statement of their own: under READ COMMITTED the
-    next statement takes a new snapshot, so it sees an alert that a concurrent
-    transaction attached while we waited for the lock.
+    Each occurrence of an alert is a row, so the number of rows of a dedup key first seen
+    within the flap window is the number of times it fired. The incident of a flapping
+    alert resolves later, from a job, once the alert has stayed resolved for the settle time.
     """
-    locked = await lock_incidents(connection, incident_ids)
-    open_ids = [row["id"] for row in locked if row["status"] in ("triggered", "acknowledged")]
-    if not open_ids:
+    lifecycle = batch.context.lifecycle
+    if not (lifecycle.flap_threshold and lifecycle.flap_window_seconds) or not resolved_rows:
         return set()
-    rows = await connection.fetch(
+    counts = await connection.fetch(
         """
-        UPDATE incidents SET status = 'resolved', resolved_at = $2, resolved_by = $3::jsonb,
-               updated_at = $2
-        WHERE id = ANY($1::uuid[])
-          AND NOT EXISTS (
-              SELECT 1 FROM alerts WHERE alerts.incident_id = incidents.id
-                AND alerts.status = 'firing'
-          )
-        RETURNING id
+        SELECT dedup_key, count(*) AS occurrences FROM alerts
+        WHERE service_id = $1 AND dedup_key = ANY($2::text[])
+          AND first_seen_at >= $3::timestamptz - make_interval(secs => $4)
+        GROUP BY dedup_key
         """,
-        open_ids,
-        now,
-        _json(actor),
+        batch.context.service_id,
+        [row["dedup_key"] for row in resolved_rows],
+        batch.now,
+        float(lifecycle.flap_window_seconds),
     )
-    resolved = {row["id"] for row in rows}
-    for incident_id in resolved:
-        log.info("incident.resolved", incident_id=str(incident_id), by=actor.get("name"))
-    return resolved
+    flapping_keys = {
+        row["dedup_key"]: row["occurrences"]
+        for row in counts
+        if row["occurrences"] > lifecycle.flap_threshold
+    }
+    flapping_rows = [row for row in resolved_rows if row["dedup_key"] in flapping_keys]
+    incident_ids = sorted({row["incident_id"] for row in flapping_rows if row["incident_id"]})
+    if not incident_ids:
+        return set()
+    await connection.execute(
+        "UPDATE alerts SET flapping = true WHERE id = ANY($1::uuid[])",
+        [row["id"] for row in flapping_rows],
+    )
+    newly = await connection.fetch(
+        "UPDATE incidents SET flapping = true WHERE id = ANY($1::uuid[]) AND NOT flapping "
+        "RETURNING id",
+        incident_ids,
+    )
+    settle = lifecycle.flap_settle_seconds or lifecycle.flap_window_seconds
+    for row in newly:
+        batch.add_timeline(
+            row["id"],
+            "incident.flapping",
+            f"An alert fired more than {lifecycle.flap_threshold} times in "
+            f"{lifecycle.flap_window_seconds} s; the incident stays open until the alert "
+            f"has stayed resolved for {settle} s",
+            {"occurrences": flapping_keys},
+        )
+    for incident_id in incident_ids:
+        batch.jobs.append(
+            Job(
+                INCIDENT_SETTLE,
+                {"incident_id": incident_id, "settle_seconds": settle},
+                delay=timedelta(seconds=settle),
+                dedupe_key=f"{INCIDENT_SETTLE}:{incident_id}:{batch.now.timestamp()}",
+            )
+        )
+    return set(incident_ids)
 
 
 async def _insert_events(
@@ -566,49 +782,5 @@ async def _insert_events(
         [alert_id for _, alert_id, _ in batch.outcomes],
         [incident_id for _, _, incident_id in batch.outcomes],
         [e.summary for e in events],
-        [_json(e.raw) for e in events],
-    )
-
-
-async def _insert_timeline(connection: asyncpg.Connection, batch: _Batch) -> None:
-    if not batch.timeline:
-        return
-    actor = actor_for_integration(batch.context)
-    await insert_timeline(
-        connection,
-        [(incident_id, kind, message, data) for incident_id, kind, message, data in batch.timeline],
-        actor=actor,
-        now=batch.now,
-    )
-
-
-async def insert_timeline(
-    connection: asyncpg.Connection,
-    entries: Sequence[tuple[uuid.UUID, str, str, dict[str, Any]]],
-    *,
-    actor: dict[str, Any],
-    now: datetime,
-) -> None:
-    """Append timeline entries ``(incident_id, kind, message, data)`` by one actor."""
-    if not entries:
-        return
-    actor_id = uuid.UUID(actor["id"]) if actor.get("id") else None
-    await connection.execute(
-        """
-        INSERT INTO timeline_entries (
-            id, incident_id, at, kind, actor_type, actor_id, actor_name, message, data
-        )
-        SELECT id, incident_id, $1, kind, $2, $3, $4, message, data
-        FROM unnest($5::uuid[], $6::uuid[], $7::text[], $8::text[], $9::jsonb[])
-            AS t(id, incident_id, kind, message, data)
-        """,
-        now,
-        actor["type"],
-        actor_id,
-        actor.get("name", ""),
-        [uuid7() for _ in entries],
-        [entry[0] for entry in entries],
-        [entry[1] for entry in entries],
-        [entry[2] for entry in entries],
-        [_json(entry[3]) for entry in entries],
+        [to_json(e.raw) for e in events],
     )

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Identity,
@@ -56,9 +57,10 @@ class Incident(IdMixin, TimestampMixin, Base):
             "service_id",
             "grouping_key",
             unique=True,
-            postgresql_where=text("status IN ('triggered', 'acknowledged')"),
+            postgresql_where=text("status IN ('triggered', 'acknowledged') AND accepts_alerts"),
         ),
         Index("ix_incidents_created_at_id", "created_at", "id"),
+        Index("ix_incidents_service_id_grouping_key", "service_id", "grouping_key"),
         Index("ix_incidents_service_id_status", "service_id", "status"),
     )
 
@@ -71,7 +73,24 @@ class Incident(IdMixin, TimestampMixin, Base):
     urgency: Mapped[str] = mapped_column(String(8), default="high", server_default="high")
     severity: Mapped[str] = mapped_column(String(16), default="critical", server_default="critical")
     grouping_key: Mapped[str] = mapped_column(Text)
+    # Why these alerts are together: mode, key, the field values and the window.
+    grouping: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, default=dict, server_default=text("'{}'::jsonb")
+    )
+    # False once the grouping window has passed: new alerts of the key open a new incident.
+    accepts_alerts: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     alert_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    flapping: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    previous_incident_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("incidents.id", ondelete="SET NULL")
+    )
+    merged_into_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("incidents.id", ondelete="SET NULL")
+    )
+    snoozed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Bumped when escalation starts over (acknowledgement timeout, snooze end, reopen);
+    # jobs of an older epoch find it changed and stop.
+    escalation_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     escalation_policy_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("escalation_policies.id", ondelete="SET NULL")
@@ -85,6 +104,7 @@ class Incident(IdMixin, TimestampMixin, Base):
     acknowledged_by: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     resolved_by: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Alert(IdMixin, TimestampMixin, Base):
@@ -99,6 +119,13 @@ class Alert(IdMixin, TimestampMixin, Base):
         ),
         Index("ix_alerts_service_id_dedup_key", "service_id", "dedup_key"),
         Index("ix_alerts_incident_id_status", "incident_id", "status"),
+        # Alerts waiting for their grouping key to reach the service's threshold.
+        Index(
+            "ix_alerts_pending",
+            "service_id",
+            "grouping_key",
+            postgresql_where=text("incident_id IS NULL AND status = 'firing'"),
+        ),
     )
 
     service_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"))
@@ -109,7 +136,9 @@ class Alert(IdMixin, TimestampMixin, Base):
         ForeignKey("incidents.id", ondelete="CASCADE")
     )
     dedup_key: Mapped[str] = mapped_column(Text)
+    grouping_key: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default=AlertStatus.firing)
+    flapping: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     summary: Mapped[str] = mapped_column(Text)
     severity: Mapped[str] = mapped_column(String(16))
     source: Mapped[str | None] = mapped_column(Text)
@@ -128,6 +157,8 @@ class Alert(IdMixin, TimestampMixin, Base):
     # Sender's own timestamps (Alertmanager startsAt/endsAt, PagerDuty payload.timestamp).
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The newest sender timestamp applied; an older event does not overwrite newer content.
+    sender_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
@@ -170,3 +201,40 @@ class Event(IdMixin, Base):
     incident_id: Mapped[uuid.UUID | None]
     summary: Mapped[str] = mapped_column(Text, default="", server_default="")
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+
+
+class IncidentSubscriber(Base):
+    """A stakeholder who gets the incident's state changes without being paged."""
+
+    __tablename__ = "incident_subscribers"
+
+    incident_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Postmortem(IdMixin, TimestampMixin, Base):
+    """Lessons learned from a resolved incident; recording one closes the incident."""
+
+    __tablename__ = "postmortems"
+
+    incident_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), unique=True
+    )
+    summary: Mapped[str] = mapped_column(Text)
+    impact: Mapped[str] = mapped_column(Text, default="", server_default="")
+    root_cause: Mapped[str] = mapped_column(Text, default="", server_default="")
+    lessons_learned: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # [{"description", "owner", "due_date", "done"}]
+    action_items: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, default=list, server_default=text("'[]'::jsonb")
+    )
+    # Ids of the timeline entries quoted in the postmortem, in order.
+    timeline_entry_ids: Mapped[list[str]] = mapped_column(
+        JSONB, default=list, server_default=text("'[]'::jsonb")
+    )
+    author: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)

@@ -22,9 +22,9 @@ from app.core.security import SecretBox
 from app.core.time import isoformat, utcnow
 from app.escalation import engine
 from app.escalation.models import EscalationLevel, EscalationPolicy
-from app.incidents.ingest import insert_timeline
-from app.incidents.models import Incident, IncidentStatus
-from app.jobs.queue import ESCALATION_STEP, Job, enqueue
+from app.incidents.models import Incident, IncidentStatus, IncidentSubscriber
+from app.incidents.repository import escalation_job, insert_timeline
+from app.jobs.queue import enqueue
 from app.notify import delivery
 from app.notify.base import DeliveryResult, Message, Notifier
 from app.notify.models import Notification, NotificationStatus
@@ -42,15 +42,6 @@ class PagingContext:
     settings: Settings
     notifiers: dict[str, Notifier]
     box: SecretBox
-
-
-def escalation_job(incident_id: uuid.UUID, step: int, delay: Any = None) -> Job:
-    return Job(
-        ESCALATION_STEP,
-        {"incident_id": incident_id, "step": step},
-        delay=delay,
-        dedupe_key=f"{ESCALATION_STEP}:{incident_id}:{step}",
-    )
 
 
 def build_message(
@@ -100,8 +91,15 @@ async def _load_policy_snapshot(
     return engine.snapshot(policy, list(levels))
 
 
-async def run_escalation_step(context: PagingContext, incident_id: uuid.UUID, step: int) -> None:
-    """Page the targets of step ``step`` if the incident is still triggered at that step."""
+async def run_escalation_step(
+    context: PagingContext, incident_id: uuid.UUID, step: int, epoch: int = 0
+) -> None:
+    """Page the targets of step ``step`` if the incident is still triggered at that step.
+
+    ``epoch`` is the incident's escalation epoch when the step was scheduled. When
+    escalation has started over since (acknowledgement timeout, end of a snooze, reopen),
+    the epoch differs and the step is stale.
+    """
     async with context.sessionmaker() as session, session.begin():
         incident = await session.scalar(
             select(Incident).where(Incident.id == incident_id).with_for_update()
@@ -112,6 +110,14 @@ async def run_escalation_step(context: PagingContext, incident_id: uuid.UUID, st
                 incident_id=str(incident_id),
                 step=step,
                 reason="incident is not triggered",
+            )
+            return
+        if incident.escalation_epoch != epoch:
+            log.info(
+                "escalation.skipped",
+                incident_id=str(incident_id),
+                step=step,
+                reason=f"escalation started over (epoch {incident.escalation_epoch})",
             )
             return
         if incident.escalation_step != step:
@@ -163,9 +169,11 @@ async def _page_step(
     targets = await oncall.resolve_targets(session, plan.targets)
     people = await oncall.responders(session, targets.user_ids)
     specs = []
+    # The epoch makes a restarted escalation page again instead of matching old keys.
+    epoch = incident.escalation_epoch
     for person in people:
         for method in person.contact_methods:
-            key = f"{incident.id}:incident.triggered:{step}:{method.id}"
+            key = f"{incident.id}:incident.triggered:{epoch}:{step}:{method.id}"
             message = build_message(
                 context.settings,
                 incident=incident,
@@ -226,7 +234,10 @@ async def _page_step(
     if plan.next_step_delay is not None:
         # An empty level must not leave the incident unpaged for a whole delay.
         delay = plan.next_step_delay if reachable else None
-        await enqueue(connection, [escalation_job(incident.id, step + 1, delay)])
+        await enqueue(
+            connection,
+            [escalation_job(incident.id, step + 1, incident.escalation_epoch, delay)],
+        )
     log.info(
         "escalation.step",
         incident_id=str(incident.id),
@@ -296,7 +307,69 @@ async def send_resolved_notices(context: PagingContext, incident_id: uuid.UUID) 
                     ),
                 )
             )
+        notified = {spec.contact_method_id for spec in specs}
+        specs += await _subscriber_specs(
+            session, context, incident, service, "incident.resolved", notified
+        )
         await delivery.create_notifications(connection, specs)
+
+
+async def notify_subscribers(context: PagingContext, incident_id: uuid.UUID, event: str) -> None:
+    """Tell the incident's subscribers about a state change (``incident.acknowledged``...)."""
+    async with context.sessionmaker() as session, session.begin():
+        incident = await session.get(Incident, incident_id)
+        if incident is None:
+            return
+        service = await session.get(Service, incident.service_id)
+        assert service is not None
+        specs = await _subscriber_specs(session, context, incident, service, event, set())
+        await delivery.create_notifications(await raw_connection(session), specs)
+
+
+async def _subscriber_specs(
+    session: AsyncSession,
+    context: PagingContext,
+    incident: Incident,
+    service: Service,
+    event: str,
+    skip_methods: set[uuid.UUID],
+) -> list[delivery.NotificationSpec]:
+    user_ids = list(
+        (
+            await session.scalars(
+                select(IncidentSubscriber.user_id).where(
+                    IncidentSubscriber.incident_id == incident.id
+                )
+            )
+        ).all()
+    )
+    specs = []
+    # The state-change time keeps the key unique per change but stable across job retries.
+    changed_at = incident.updated_at.timestamp()
+    for person in await oncall.responders(session, user_ids):
+        for method in person.contact_methods:
+            if method.id in skip_methods:
+                continue
+            recipient = {"user_id": str(person.user.id), "name": person.user.name}
+            specs.append(
+                delivery.NotificationSpec(
+                    incident_id=incident.id,
+                    user_id=person.user.id,
+                    contact_method_id=method.id,
+                    notifier=method.kind,
+                    event=event,
+                    escalation_step=None,
+                    message=build_message(
+                        context.settings,
+                        incident=incident,
+                        service=service,
+                        event=event,
+                        recipient=recipient,
+                        idempotency_key=f"{incident.id}:{event}:{changed_at}:{method.id}",
+                    ),
+                )
+            )
+    return specs
 
 
 async def deliver_notification(context: PagingContext, notification_id: uuid.UUID) -> None:

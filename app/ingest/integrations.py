@@ -6,7 +6,8 @@ import asyncpg
 
 from app.core.errors import BadRequest, NotFound, Unauthorized
 from app.core.security import hash_key
-from app.incidents.ingest import IntegrationContext
+from app.incidents.grouping import GroupingSettings
+from app.incidents.ingest import IntegrationContext, LifecycleSettings
 
 # The endpoint each format posts to, for error messages that tell the sender where to go.
 ENDPOINTS = {
@@ -26,7 +27,11 @@ async def resolve_integration(
     row = await connection.fetchrow(
         """
         SELECT i.id, i.name, i.kind, i.enabled,
-               s.id AS service_id, s.name AS service_name, s.escalation_policy_id
+               s.id AS service_id, s.name AS service_name, s.escalation_policy_id,
+               s.grouping_mode, s.grouping_fields, s.grouping_window_seconds,
+               s.alert_threshold_count, s.alert_threshold_window_seconds,
+               s.flap_threshold, s.flap_window_seconds, s.flap_settle_seconds,
+               s.reopen_window_seconds, s.acknowledge_timeout_seconds
         FROM integrations i JOIN services s ON s.id = i.service_id
         WHERE i.key_hash = $1
         """,
@@ -56,4 +61,18 @@ async def resolve_integration(
         service_id=row["service_id"],
         service_name=row["service_name"],
         escalation_policy_id=row["escalation_policy_id"],
+        lifecycle=LifecycleSettings(
+            grouping=GroupingSettings(
+                mode=row["grouping_mode"],
+                fields=tuple(row["grouping_fields"] or ()),
+                window_seconds=row["grouping_window_seconds"],
+            ),
+            threshold_count=row["alert_threshold_count"],
+            threshold_window_seconds=row["alert_threshold_window_seconds"],
+            flap_threshold=row["flap_threshold"],
+            flap_window_seconds=row["flap_window_seconds"],
+            flap_settle_seconds=row["flap_settle_seconds"],
+            reopen_window_seconds=row["reopen_window_seconds"],
+            acknowledge_timeout_seconds=row["acknowledge_timeout_seconds"],
+        ),
     )

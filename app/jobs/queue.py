@@ -15,6 +15,13 @@ from pgqueuer.queries import Queries
 
 INCIDENT_TRIGGERED = "incident.triggered"
 INCIDENT_RESOLVED = "incident.resolved"
+INCIDENT_ACKNOWLEDGED = "incident.acknowledged"
+# Resolve a flapping incident once its alerts stayed resolved for the settle time.
+INCIDENT_SETTLE = "incident.settle"
+ACKNOWLEDGE_TIMEOUT = "incident.acknowledge_timeout"
+SNOOZE_ENDED = "incident.snooze_ended"
+# Periodic: auto-resolve quiet incidents and close old resolved ones.
+INCIDENTS_SWEEP = "incidents.sweep"
 ESCALATION_STEP = "escalation.step"
 NOTIFICATION_DELIVER = "notification.deliver"
 

@@ -20,13 +20,20 @@ from app.core.config import Settings
 from app.core.db import connect_raw
 from app.core.logging import get_logger
 from app.core.security import SecretBox
-from app.incidents import paging
+from app.core.time import utcnow
+from app.incidents import lifecycle, paging
 from app.jobs.queue import (
+    ACKNOWLEDGE_TIMEOUT,
     ESCALATION_STEP,
+    INCIDENT_ACKNOWLEDGED,
     INCIDENT_RESOLVED,
+    INCIDENT_SETTLE,
     INCIDENT_TRIGGERED,
+    INCIDENTS_SWEEP,
     NOTIFICATION_DELIVER,
+    SNOOZE_ENDED,
     decode_payload,
+    enqueue,
 )
 from app.notify.base import NotifierContext
 from app.notify.registry import load_notifiers
@@ -47,7 +54,10 @@ async def _incident_triggered(context: paging.PagingContext, payload: dict[str, 
 
 async def _escalation_step(context: paging.PagingContext, payload: dict[str, Any]) -> None:
     await paging.run_escalation_step(
-        context, uuid.UUID(payload["incident_id"]), int(payload["step"])
+        context,
+        uuid.UUID(payload["incident_id"]),
+        int(payload["step"]),
+        int(payload.get("epoch", 0)),
     )
 
 
@@ -59,10 +69,41 @@ async def _notification_deliver(context: paging.PagingContext, payload: dict[str
     await paging.deliver_notification(context, uuid.UUID(payload["notification_id"]))
 
 
+async def _incident_acknowledged(context: paging.PagingContext, payload: dict[str, Any]) -> None:
+    await paging.notify_subscribers(
+        context, uuid.UUID(payload["incident_id"]), "incident.acknowledged"
+    )
+
+
+async def _incident_settle(context: paging.PagingContext, payload: dict[str, Any]) -> None:
+    await lifecycle.settle(
+        context, uuid.UUID(payload["incident_id"]), int(payload["settle_seconds"])
+    )
+
+
+async def _acknowledge_timeout(context: paging.PagingContext, payload: dict[str, Any]) -> None:
+    await lifecycle.acknowledge_timeout(
+        context, uuid.UUID(payload["incident_id"]), payload["acknowledged_at"]
+    )
+
+
+async def _snooze_ended(context: paging.PagingContext, payload: dict[str, Any]) -> None:
+    await lifecycle.snooze_ended(context, uuid.UUID(payload["incident_id"]), payload["until"])
+
+
+async def _sweep(context: paging.PagingContext, payload: dict[str, Any]) -> None:
+    await lifecycle.sweep(context)
+
+
 HANDLERS: dict[str, Handler] = {
     INCIDENT_TRIGGERED: _incident_triggered,
     ESCALATION_STEP: _escalation_step,
     INCIDENT_RESOLVED: _incident_resolved,
+    INCIDENT_ACKNOWLEDGED: _incident_acknowledged,
+    INCIDENT_SETTLE: _incident_settle,
+    ACKNOWLEDGE_TIMEOUT: _acknowledge_timeout,
+    SNOOZE_ENDED: _snooze_ended,
+    INCIDENTS_SWEEP: _sweep,
     NOTIFICATION_DELIVER: _notification_deliver,
 }
 
@@ -118,6 +159,9 @@ class Worker:
             self.manager = QueueManager(Queries(AsyncpgDriver(connection)))
             for name, handler in HANDLERS.items():
                 self.manager.entrypoint(name, on_failure="hold")(_wrap(name, handler, self.context))
+            # Every worker schedules the periodic sweep; its dedupe key keeps one per interval.
+            async with connection.transaction():
+                await enqueue(connection, [lifecycle.sweep_job(utcnow())])
             log.info("worker.started", notifiers=sorted(self.context.notifiers))
             batch_size = max(1, self.settings.worker_concurrency // 2)
             await self.manager.run(

@@ -42,7 +42,24 @@ class Service(IdMixin, TimestampMixin, Base):
     grouping_fields: Mapped[list[str]] = mapped_column(
         JSONB, default=list, server_default=text("'[]'::jsonb")
     )
+    # by_fields: after this long, alerts of a key start a new incident.
     grouping_window_seconds: Mapped[int | None]
+    # Open an incident only once this many alerts of a key arrived within the window.
+    alert_threshold_count: Mapped[int | None]
+    alert_threshold_window_seconds: Mapped[int | None]
+    # An alert that fired more than flap_threshold times within flap_window_seconds is
+    # flapping: its incident stays open until the alert stays resolved for the settle time.
+    flap_threshold: Mapped[int | None]
+    flap_window_seconds: Mapped[int | None]
+    flap_settle_seconds: Mapped[int | None]
+    # A trigger this soon after its incident resolved reopens that incident.
+    reopen_window_seconds: Mapped[int | None]
+    # Resolve an open incident after this long without events.
+    auto_resolve_seconds: Mapped[int | None]
+    # An acknowledged incident goes back to triggered after this long unresolved.
+    acknowledge_timeout_seconds: Mapped[int | None]
+    # Close resolved incidents this long after they resolved.
+    close_after_seconds: Mapped[int | None]
 
 
 class Integration(IdMixin, TimestampMixin, Base):

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.errors import Conflict, NotFound
+from app.core.errors import Conflict, NotFound, Unprocessable
 from app.core.security import hash_key, new_integration_key
 from app.escalation.models import EscalationPolicy
 from app.services.models import Integration, Service
@@ -40,11 +40,21 @@ async def find_service_by_name(session: AsyncSession, name: str) -> Service | No
     return await session.scalar(statement)
 
 
+def check_grouping(service: Service) -> None:
+    if service.grouping_mode == "by_fields" and not service.grouping_fields:
+        raise Unprocessable(
+            'grouping_mode by_fields needs grouping_fields, e.g. ["cluster", "alertname"].',
+            field="grouping_fields",
+        )
+
+
 async def create_service(session: AsyncSession, **values: Any) -> Service:
     await check_policy_exists(session, values.get("escalation_policy_id"))
+    values = {name: value for name, value in values.items() if value is not None}
     if await find_service_by_name(session, values["name"]) is not None:
         raise Conflict(f"A service named {values['name']!r} already exists.", field="name")
     service = Service(**values)
+    check_grouping(service)
     session.add(service)
     try:
         await session.flush()
@@ -63,7 +73,10 @@ async def update_service(
         if existing is not None and existing.id != service.id:
             raise Conflict(f"A service named {changes['name']!r} already exists.", field="name")
     for name, value in changes.items():
+        if name in ("grouping_mode", "grouping_fields") and value is None:
+            value = "intelligent" if name == "grouping_mode" else []
         setattr(service, name, value)
+    check_grouping(service)
     await session.flush()
     return service
 

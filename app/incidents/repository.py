@@ -1,0 +1,183 @@
+"""Raw SQL shared by ingest, actions and jobs: row locks, state changes, the timeline."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from app.core.ids import uuid7
+from app.core.logging import get_logger
+from app.jobs.queue import (
+    ACKNOWLEDGE_TIMEOUT,
+    ESCALATION_STEP,
+    INCIDENT_ACKNOWLEDGED,
+    INCIDENT_RESOLVED,
+    Job,
+)
+
+log = get_logger(__name__)
+
+OPEN = ("triggered", "acknowledged")
+# (incident_id, kind, message, data)
+TimelineRow = tuple[uuid.UUID, str, str, dict[str, Any]]
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def resolved_job(incident_id: uuid.UUID) -> Job:
+    return Job(
+        INCIDENT_RESOLVED,
+        {"incident_id": incident_id},
+        dedupe_key=f"{INCIDENT_RESOLVED}:{incident_id}",
+    )
+
+
+def escalation_job(incident_id: uuid.UUID, step: int, epoch: int, delay: Any = None) -> Job:
+    """Build the job that runs escalation step ``step`` of escalation epoch ``epoch``."""
+    return Job(
+        ESCALATION_STEP,
+        {"incident_id": incident_id, "step": step, "epoch": epoch},
+        delay=delay,
+        dedupe_key=f"{ESCALATION_STEP}:{incident_id}:{epoch}:{step}",
+    )
+
+
+def acknowledgement_jobs(
+    incident_id: uuid.UUID, now: datetime, timeout_seconds: int | None
+) -> list[Job]:
+    """Jobs that follow an acknowledgement: tell subscribers, and the service's timeout."""
+    jobs = [
+        Job(
+            INCIDENT_ACKNOWLEDGED,
+            {"incident_id": incident_id},
+            dedupe_key=f"{INCIDENT_ACKNOWLEDGED}:{incident_id}:{now.timestamp()}",
+        )
+    ]
+    if timeout_seconds:
+        jobs.append(
+            Job(
+                ACKNOWLEDGE_TIMEOUT,
+                {"incident_id": incident_id, "acknowledged_at": now.isoformat()},
+                delay=timedelta(seconds=timeout_seconds),
+                dedupe_key=f"{ACKNOWLEDGE_TIMEOUT}:{incident_id}:{now.timestamp()}",
+            )
+        )
+    return jobs
+
+
+async def lock_incidents(
+    connection: asyncpg.Connection, incident_ids: Iterable[uuid.UUID]
+) -> list[asyncpg.Record]:
+    """Lock incident rows in id order, so two transactions never wait on each other in a cycle."""
+    ids = sorted(set(incident_ids))
+    if not ids:
+        return []
+    return list(
+        await connection.fetch(
+            "SELECT id, status, number FROM incidents WHERE id = ANY($1::uuid[]) "
+            "ORDER BY id FOR UPDATE",
+            ids,
+        )
+    )
+
+
+async def acknowledge_incidents(
+    connection: asyncpg.Connection,
+    incident_ids: Sequence[uuid.UUID],
+    *,
+    actor: dict[str, Any],
+    now: datetime,
+) -> list[uuid.UUID]:
+    """Acknowledge the triggered incidents among ``incident_ids``; return those changed."""
+    locked = await lock_incidents(connection, incident_ids)
+    movable = [row["id"] for row in locked if row["status"] == "triggered"]
+    if not movable:
+        return []
+    await connection.execute(
+        """
+        UPDATE incidents SET status = 'acknowledged', acknowledged_at = $2,
+               acknowledged_by = $3::jsonb, updated_at = $2
+        WHERE id = ANY($1::uuid[])
+        """,
+        movable,
+        now,
+        to_json(actor),
+    )
+    return movable
+
+
+async def resolve_incidents_without_firing_alerts(
+    connection: asyncpg.Connection,
+    incident_ids: Sequence[uuid.UUID],
+    *,
+    actor: dict[str, Any],
+    now: datetime,
+) -> set[uuid.UUID]:
+    """Resolve the open incidents among ``incident_ids`` that have no firing alert left.
+
+    The rows are locked first, in a statement of their own: under READ COMMITTED the
+    next statement takes a new snapshot, so it sees an alert that a concurrent
+    transaction attached while we waited for the lock.
+    """
+    locked = await lock_incidents(connection, incident_ids)
+    open_ids = [row["id"] for row in locked if row["status"] in OPEN]
+    if not open_ids:
+        return set()
+    rows = await connection.fetch(
+        """
+        UPDATE incidents SET status = 'resolved', resolved_at = $2, resolved_by = $3::jsonb,
+               snoozed_until = NULL, updated_at = $2
+        WHERE id = ANY($1::uuid[])
+          AND NOT EXISTS (
+              SELECT 1 FROM alerts WHERE alerts.incident_id = incidents.id
+                AND alerts.status = 'firing'
+          )
+        RETURNING id
+        """,
+        open_ids,
+        now,
+        to_json(actor),
+    )
+    resolved = {row["id"] for row in rows}
+    for incident_id in resolved:
+        log.info("incident.resolved", incident_id=str(incident_id), by=actor.get("name"))
+    return resolved
+
+
+async def insert_timeline(
+    connection: asyncpg.Connection,
+    entries: Sequence[TimelineRow],
+    *,
+    actor: dict[str, Any],
+    now: datetime,
+) -> None:
+    """Append timeline entries ``(incident_id, kind, message, data)`` by one actor."""
+    if not entries:
+        return
+    actor_id = uuid.UUID(actor["id"]) if actor.get("id") else None
+    await connection.execute(
+        """
+        INSERT INTO timeline_entries (
+            id, incident_id, at, kind, actor_type, actor_id, actor_name, message, data
+        )
+        SELECT id, incident_id, $1, kind, $2, $3, $4, message, data
+        FROM unnest($5::uuid[], $6::uuid[], $7::text[], $8::text[], $9::jsonb[])
+            AS t(id, incident_id, kind, message, data)
+        """,
+        now,
+        actor["type"],
+        actor_id,
+        actor.get("name", ""),
+        [uuid7() for _ in entries],
+        [entry[0] for entry in entries],
+        [entry[1] for entry in entries],
+        [entry[2] for entry in entries],
+        [to_json(entry[3]) for entry in entries],
+    )
