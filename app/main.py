@@ -32,14 +32,12 @@ from app.core.errors import (
 )
 from app.core.logging import get_logger
 from app.ingest.router import router as ingest_router
-from app.ingest.schemas import AlertmanagerWebhook
+from app.ingest.schemas import DOCUMENTED_BODIES
 from app.jobs.worker import Worker
 
 log = get_logger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
-# Models that document bodies read as raw bytes; added to the OpenAPI components.
-DOCUMENTED_BODIES = (AlertmanagerWebhook,)
 
 
 def migration_head() -> str | None:

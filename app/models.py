@@ -4,6 +4,7 @@ from app.api.models import ApiKey
 from app.core.models import Base
 from app.escalation.models import EscalationLevel, EscalationPolicy
 from app.incidents.models import Alert, Event, Incident, TimelineEntry
+from app.ingest.models import ChangeEvent, Heartbeat
 from app.notify.models import DeliveryAttempt, Notification
 from app.oncall.models import ContactMethod, User
 from app.services.models import Integration, Service
@@ -12,11 +13,13 @@ __all__ = [
     "Alert",
     "ApiKey",
     "Base",
+    "ChangeEvent",
     "ContactMethod",
     "DeliveryAttempt",
     "EscalationLevel",
     "EscalationPolicy",
     "Event",
+    "Heartbeat",
     "Incident",
     "Integration",
     "Notification",

@@ -17,6 +17,7 @@ INCIDENT_TRIGGERED = "incident.triggered"
 INCIDENT_RESOLVED = "incident.resolved"
 ESCALATION_STEP = "escalation.step"
 NOTIFICATION_DELIVER = "notification.deliver"
+HEARTBEAT_CHECK = "heartbeat.check"
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,8 +21,10 @@ from app.core.db import connect_raw
 from app.core.logging import get_logger
 from app.core.security import SecretBox
 from app.incidents import paging
+from app.ingest.heartbeats import check_heartbeat
 from app.jobs.queue import (
     ESCALATION_STEP,
+    HEARTBEAT_CHECK,
     INCIDENT_RESOLVED,
     INCIDENT_TRIGGERED,
     NOTIFICATION_DELIVER,
@@ -64,6 +66,7 @@ HANDLERS: dict[str, Handler] = {
     ESCALATION_STEP: _escalation_step,
     INCIDENT_RESOLVED: _incident_resolved,
     NOTIFICATION_DELIVER: _notification_deliver,
+    HEARTBEAT_CHECK: check_heartbeat,
 }
 
 
