@@ -23,7 +23,7 @@ def test_openapi_file_matches_app(document: dict[str, Any]) -> None:
     assert committed == document, "openapi.yaml is out of date; run `make openapi` and commit it"
 
 
-# PagerDuty's client libraries read its own 400 body, so these answer in PagerDuty's shape.
+# PagerDuty's client libraries read its own 400 body, so these respond in PagerDuty's shape.
 VENDOR_ERROR_SHAPES = {("post", "/v2/enqueue", "400"), ("post", "/v2/change/enqueue", "400")}
 
 

@@ -68,7 +68,7 @@ async def create_signing_secret(
     integration_id: uuid.UUID, session: SessionDep, settings: SettingsDep, _: ConfigWriter
 ) -> SigningSecretCreated:
     """Set a new signing secret, replacing any earlier one. From now on the generic endpoint
-    rejects requests without a valid X-Tocsin-Signature. The answer holds the secret once."""
+    rejects requests without a valid X-Tocsin-Signature. The response shows the secret once."""
     integration = await services.get_integration(session, integration_id)
     secret = new_signing_secret()
     integration.signing_secret_encrypted = SecretBox(settings.signing_key()).encrypt(secret)

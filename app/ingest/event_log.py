@@ -1,7 +1,7 @@
 """Write events that do not go through the alert hot path (notes, change events) to the log.
 
-Trigger, acknowledge and resolve events are written by ``app.incidents.ingest`` in bulk;
-this module adds single rows of the same table, so an integration's event log is complete.
+``app.incidents.ingest`` writes trigger, acknowledge and resolve events in bulk. This
+module adds single rows to the same table, so an integration's event log is complete.
 """
 
 from __future__ import annotations

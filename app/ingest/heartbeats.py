@@ -1,9 +1,9 @@
 """Heartbeats: record pings, and open an incident when a ping does not arrive in time.
 
 Each heartbeat integration has at most one queued ``heartbeat.check`` job, due at the
-deadline the latest ping set (``heartbeats.check_at``). When the job runs before a newer
-deadline it re-queues itself for that deadline; at or after the deadline it opens an
-incident through the normal ingest path. A heartbeat that never pinged has no row and no
+deadline the latest ping set (``heartbeats.check_at``). A job that runs before a newer
+deadline re-queues itself for that deadline. A job that runs at or after the deadline opens
+an incident through the normal ingest path. A heartbeat that never pinged has no row and no
 job, so it never alarms.
 """
 
@@ -40,7 +40,7 @@ class PingResult:
 
 
 def interval_of(settings: dict[str, Any]) -> timedelta:
-    """The expected interval between pings plus the grace period, from integration settings."""
+    """Return the expected interval between pings plus the grace period, from settings."""
     interval = int(settings.get("interval_seconds") or DEFAULT_INTERVAL_SECONDS)
     grace = int(settings.get("grace_seconds") or 0)
     return timedelta(seconds=interval + grace)
@@ -71,8 +71,9 @@ async def record_ping(
         context.integration_id,
     )
     check_at = None if previous is None else previous["check_at"]
-    # A queued check due after now and no later than the new deadline re-queues itself;
-    # otherwise (none queued, already due, or due after a shortened interval) queue one.
+    # A queued check due after now and no later than the new deadline re-queues itself.
+    # Queue one when none is queued, the queued one is already due, or it is due too late
+    # because the interval was shortened.
     needs_job = check_at is None or check_at <= now or check_at > deadline
     if needs_job:
         check_at = deadline

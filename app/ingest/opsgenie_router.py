@@ -1,7 +1,7 @@
 """Opsgenie's Alert API paths, so Opsgenie senders only change the host they post to.
 
-Opsgenie processes requests asynchronously and answers 202 with a request id; Tocsin
-commits before it answers, so the 202 already means the event is stored.
+Opsgenie processes requests asynchronously and responds 202 with a request id. Tocsin
+commits before it responds, so its 202 already means the event is stored.
 """
 
 from __future__ import annotations

@@ -70,7 +70,7 @@ async def enqueue_event(
     request: Request, connection: RawConnectionDep, settings: SettingsDep
 ) -> Any:
     """Send events here exactly as to PagerDuty, with the integration key as `routing_key`.
-    A trigger without `dedup_key` gets a new one, returned in the answer. An acknowledge or
+    A trigger without `dedup_key` gets a new one, returned in the response. An acknowledge or
     resolve for a key with no open alert succeeds and changes nothing, as in PagerDuty."""
     body = await read_body(request, settings.ingest_max_body_bytes)
     try:
@@ -96,7 +96,7 @@ async def enqueue_change(
     request: Request, connection: RawConnectionDep, settings: SettingsDep
 ) -> Any:
     """Record a change (a deploy, a configuration push) on the integration's service. It pages
-    nobody; `GET /v1/incidents/{id}/changes` lists the changes before an incident."""
+    no one, and `GET /v1/incidents/{id}/changes` lists the changes before an incident."""
     body = await read_body(request, settings.ingest_max_body_bytes)
     try:
         payload, key = _read(body)

@@ -177,7 +177,7 @@ class PagerDutyAccepted(BaseModel):
 
 
 class PagerDutyInvalidEvent(BaseModel):
-    """PagerDuty's answer to an invalid event, which its client libraries read."""
+    """PagerDuty's response to an invalid event, which its client libraries read."""
 
     status: str = "invalid event"
     message: str = "Event object is invalid"
@@ -264,7 +264,7 @@ class ChangeRead(BaseModel):
 
 class SigningSecretCreated(BaseModel):
     signing_secret: str = Field(
-        description="Shown only in this answer. Sign each body: X-Tocsin-Signature: "
+        description="Shown only in this response. Sign each body: X-Tocsin-Signature: "
         "sha256=<hex HMAC-SHA256 of the raw body>"
     )
 

@@ -16,8 +16,9 @@ from app.services.models import Integration, Service
 
 
 def ingest_url(base_url: str, kind: str, key: str) -> str:
-    """The URL a sender of ``kind`` posts to. PagerDuty and Opsgenie senders post to their
-    vendor's path and carry the key in the body (routing_key) or the Authorization header."""
+    """Return the URL a sender of ``kind`` posts to. PagerDuty and Opsgenie senders post to
+    their vendor's path and carry the key in the body (routing_key) or the Authorization
+    header."""
     if kind == "pagerduty":
         return f"{base_url}/v2/enqueue"
     if kind == "opsgenie":

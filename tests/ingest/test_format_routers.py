@@ -1,4 +1,4 @@
-"""Each sender format end to end through the app: keys, answers, stored alerts and incidents."""
+"""Each sender format end to end through the app: keys, responses, stored alerts and incidents."""
 
 from __future__ import annotations
 

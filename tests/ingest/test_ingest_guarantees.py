@@ -164,7 +164,7 @@ async def test_unicode_survives_byte_identical(
     assert alert["source"] == sent["source"]
     assert alert["labels"] == sent["labels"]
     assert alert["details"]["description"] == sent["description"]
-    # The answer carries the UTF-8 bytes themselves, not \u escapes a client must undo.
+    # The response carries the UTF-8 bytes themselves, not \u escapes a client must undo.
     assert sent["title"].encode() in detail.content
     assert sent["labels"]["rtl"].encode() in detail.content
     assert detail.json()["title"] == sent["title"]

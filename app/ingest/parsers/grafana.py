@@ -1,8 +1,8 @@
 """Parse Grafana alerting webhook payloads (contact point type "webhook", version 1) into events.
 
-Grafana's unified alerting posts Alertmanager's webhook fields plus its own: per alert the
-``values`` of the rule's expressions and dashboard, panel, silence and image links; per
-request a title, state and rendered message.
+Grafana's unified alerting posts Alertmanager's webhook fields plus its own. Each alert has
+the ``values`` of the rule's expressions and dashboard, panel, silence and image links. The
+request has a title, a state and a rendered message.
 """
 
 from __future__ import annotations

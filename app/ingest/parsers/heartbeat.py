@@ -1,6 +1,6 @@
 """Turn heartbeat pings and missed intervals into events on one alert per integration.
 
-A missed interval is a trigger of the alert ``HEARTBEAT_DEDUP_KEY``; a ping is a resolve of
+A missed interval is a trigger of the alert ``HEARTBEAT_DEDUP_KEY``. A ping is a resolve of
 the same alert, so the incident a miss opened closes with the next ping.
 """
 

@@ -1,8 +1,8 @@
 """Parse PagerDuty Events API v2 bodies (alert events and change events) into Tocsin values.
 
-Field rules follow PagerDuty's Events API v2 reference: ``event_action`` is trigger,
-acknowledge or resolve; ``dedup_key`` is at most 255 characters and required except on a
-trigger; ``payload`` carries summary, source, severity, timestamp, component, group, class
+Field rules follow PagerDuty's Events API v2 reference. ``event_action`` is trigger,
+acknowledge or resolve. ``dedup_key`` is at most 255 characters, required except on a
+trigger. ``payload`` carries summary, source, severity, timestamp, component, group, class
 and custom_details. Tocsin is more lenient than PagerDuty in one way: a trigger without
 summary, source or severity is accepted with a fallback title and severity critical.
 """
