@@ -25,7 +25,16 @@ from app.services.models import Integration, Service
 DEMO_SERVICE = "Demo service"
 DEMO_POLICY = "Demo escalation policy"
 DEMO_USER_EMAIL = "oncall@example.com"
-DEMO_INTEGRATION_KINDS = ("alertmanager",)
+DEMO_INTEGRATION_KINDS = (
+    "alertmanager",
+    "grafana",
+    "pagerduty",
+    "opsgenie",
+    "generic",
+    "heartbeat",
+)
+# Settings of the demo integrations that need some; a heartbeat needs its interval.
+DEMO_INTEGRATION_SETTINGS: dict[str, dict[str, Any]] = {"heartbeat": {"interval_seconds": 300}}
 
 
 def derived_secret(settings: Settings, purpose: str, length: int) -> str:
@@ -91,7 +100,12 @@ async def ensure_demo(session: AsyncSession, settings: Settings) -> dict[str, An
         )
         if existing is None:
             await services.create_integration(
-                session, service, name=f"Demo {kind}", kind=kind, settings={}, key=key
+                session,
+                service,
+                name=f"Demo {kind}",
+                kind=kind,
+                settings=DEMO_INTEGRATION_SETTINGS.get(kind, {}),
+                key=key,
             )
         integrations[kind] = {
             "key": key,

@@ -30,13 +30,10 @@ from app.core.errors import (
 from app.core.logging import get_logger
 from app.core.migrate import head_revision
 from app.ingest.router import router as ingest_router
-from app.ingest.schemas import AlertmanagerWebhook
+from app.ingest.schemas import DOCUMENTED_BODIES
 from app.jobs.worker import Worker
 
 log = get_logger(__name__)
-
-# Models that document bodies read as raw bytes; added to the OpenAPI components.
-DOCUMENTED_BODIES = (AlertmanagerWebhook,)
 
 
 @asynccontextmanager

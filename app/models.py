@@ -11,6 +11,7 @@ from app.incidents.models import (
     Postmortem,
     TimelineEntry,
 )
+from app.ingest.models import ChangeEvent, Heartbeat
 from app.notify.models import DeliveryAttempt, Notification
 from app.oncall.models import ContactMethod, User
 from app.services.models import Integration, Service
@@ -19,11 +20,13 @@ __all__ = [
     "Alert",
     "ApiKey",
     "Base",
+    "ChangeEvent",
     "ContactMethod",
     "DeliveryAttempt",
     "EscalationLevel",
     "EscalationPolicy",
     "Event",
+    "Heartbeat",
     "Incident",
     "IncidentSubscriber",
     "Integration",

@@ -6,6 +6,7 @@ from app.api.keys import router as api_keys_router
 from app.core.errors import problem_responses
 from app.escalation.router import router as escalation_router
 from app.incidents.router import router as incidents_router
+from app.ingest.api import router as ingest_api_router
 from app.oncall.router import router as oncall_router
 from app.services.router import router as services_router
 
@@ -16,3 +17,4 @@ api_router.include_router(services_router)
 api_router.include_router(oncall_router)
 api_router.include_router(escalation_router)
 api_router.include_router(api_keys_router)
+api_router.include_router(ingest_api_router)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
 import asyncpg
 
 from app.core.errors import BadRequest, NotFound, Unauthorized
@@ -19,24 +24,88 @@ ENDPOINTS = {
     "heartbeat": "POST /ingest/heartbeat/{key}",
 }
 
+_SELECT_INTEGRATION = """
+SELECT i.id, i.name, i.kind, i.enabled, i.settings, i.signing_secret_encrypted,
+       s.id AS service_id, s.name AS service_name, s.escalation_policy_id,
+       s.grouping_mode, s.grouping_fields, s.grouping_window_seconds,
+       s.alert_threshold_count, s.alert_threshold_window_seconds,
+       s.flap_threshold, s.flap_window_seconds, s.flap_settle_seconds,
+       s.reopen_window_seconds, s.acknowledge_timeout_seconds
+FROM integrations i JOIN services s ON s.id = i.service_id
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedIntegration:
+    """An integration found by its key: what ingest needs, plus its per-format settings."""
+
+    context: IntegrationContext
+    enabled: bool
+    settings: dict[str, Any] = field(default_factory=dict)
+    signing_secret_encrypted: str | None = None
+
+
+def _lifecycle(row: asyncpg.Record) -> LifecycleSettings:
+    return LifecycleSettings(
+        grouping=GroupingSettings(
+            mode=row["grouping_mode"],
+            fields=tuple(row["grouping_fields"] or ()),
+            window_seconds=row["grouping_window_seconds"],
+        ),
+        threshold_count=row["alert_threshold_count"],
+        threshold_window_seconds=row["alert_threshold_window_seconds"],
+        flap_threshold=row["flap_threshold"],
+        flap_window_seconds=row["flap_window_seconds"],
+        flap_settle_seconds=row["flap_settle_seconds"],
+        reopen_window_seconds=row["reopen_window_seconds"],
+        acknowledge_timeout_seconds=row["acknowledge_timeout_seconds"],
+    )
+
+
+def _resolved(row: asyncpg.Record) -> ResolvedIntegration:
+    settings = row["settings"]
+    if isinstance(settings, str):
+        settings = json.loads(settings)
+    return ResolvedIntegration(
+        context=IntegrationContext(
+            integration_id=row["id"],
+            integration_name=row["name"],
+            kind=row["kind"],
+            service_id=row["service_id"],
+            service_name=row["service_name"],
+            escalation_policy_id=row["escalation_policy_id"],
+            lifecycle=_lifecycle(row),
+        ),
+        enabled=row["enabled"],
+        settings=settings or {},
+        signing_secret_encrypted=row["signing_secret_encrypted"],
+    )
+
+
+async def load_integration(
+    connection: asyncpg.Connection, integration_id: uuid.UUID
+) -> ResolvedIntegration | None:
+    """Load an integration by id, for jobs that act on its behalf."""
+    row = await connection.fetchrow(_SELECT_INTEGRATION + "WHERE i.id = $1", integration_id)
+    return None if row is None else _resolved(row)
+
 
 async def resolve_integration(
     connection: asyncpg.Connection, key: str, *, kind: str
 ) -> IntegrationContext:
     """Return the enabled integration of ``kind`` that has ``key``, or raise a 4xx error."""
-    row = await connection.fetchrow(
-        """
-        SELECT i.id, i.name, i.kind, i.enabled,
-               s.id AS service_id, s.name AS service_name, s.escalation_policy_id,
-               s.grouping_mode, s.grouping_fields, s.grouping_window_seconds,
-               s.alert_threshold_count, s.alert_threshold_window_seconds,
-               s.flap_threshold, s.flap_window_seconds, s.flap_settle_seconds,
-               s.reopen_window_seconds, s.acknowledge_timeout_seconds
-        FROM integrations i JOIN services s ON s.id = i.service_id
-        WHERE i.key_hash = $1
-        """,
-        hash_key(key),
-    )
+    return (await find_integration(connection, key, kind=kind)).context
+
+
+async def find_integration(
+    connection: asyncpg.Connection, key: str, *, kind: str
+) -> ResolvedIntegration:
+    """Return the enabled integration of ``kind`` that has ``key`` with its settings.
+
+    Raises 404 for an unknown key, 401 for a disabled integration and 400 for a key of
+    another format, naming the endpoint that format posts to.
+    """
+    row = await connection.fetchrow(_SELECT_INTEGRATION + "WHERE i.key_hash = $1", hash_key(key))
     if row is None:
         raise NotFound(
             "No integration has this key. Check the URL; `tocsin demo --json` or "
@@ -54,25 +123,4 @@ async def resolve_integration(
             f"send its events with {ENDPOINTS[row['kind']]}.",
             field="integration_key",
         )
-    return IntegrationContext(
-        integration_id=row["id"],
-        integration_name=row["name"],
-        kind=row["kind"],
-        service_id=row["service_id"],
-        service_name=row["service_name"],
-        escalation_policy_id=row["escalation_policy_id"],
-        lifecycle=LifecycleSettings(
-            grouping=GroupingSettings(
-                mode=row["grouping_mode"],
-                fields=tuple(row["grouping_fields"] or ()),
-                window_seconds=row["grouping_window_seconds"],
-            ),
-            threshold_count=row["alert_threshold_count"],
-            threshold_window_seconds=row["alert_threshold_window_seconds"],
-            flap_threshold=row["flap_threshold"],
-            flap_window_seconds=row["flap_window_seconds"],
-            flap_settle_seconds=row["flap_settle_seconds"],
-            reopen_window_seconds=row["reopen_window_seconds"],
-            acknowledge_timeout_seconds=row["acknowledge_timeout_seconds"],
-        ),
-    )
+    return _resolved(row)

@@ -1,115 +1,238 @@
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import Annotated
 
 import asyncpg
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Depends, Header, Request, status
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel
 
 from app.api.deps import RawConnectionDep, SettingsDep, read_body
 from app.core.config import Settings
 from app.core.db import run_in_transaction
-from app.core.errors import BadRequest, problem_responses
-from app.core.logging import get_logger
+from app.core.errors import problem_responses
+from app.core.security import SecretBox
 from app.core.time import utcnow
-from app.incidents.events import AlertEvent
-from app.incidents.ingest import IngestResult, ingest_events
-from app.ingest.integrations import resolve_integration
-from app.ingest.parsers import alertmanager
-from app.ingest.parsers.common import IngestLimits, ParseError
-from app.ingest.schemas import AlertmanagerWebhook, IngestAccepted
-
-router = APIRouter(
-    prefix="/ingest", tags=["ingest"], responses=problem_responses(400, 404, 413, 422, 503)
+from app.ingest import heartbeats
+from app.ingest.handling import (
+    IntegrationCheck,
+    Parser,
+    accept_events,
+    accepted,
+    documented_body,
+    integration_bearer,
+    key_from_bearer,
+    parse_or_reject,
 )
-log = get_logger(__name__)
+from app.ingest.integrations import ResolvedIntegration, find_integration
+from app.ingest.opsgenie_router import router as opsgenie_router
+from app.ingest.pagerduty_router import router as pagerduty_router
+from app.ingest.parsers import alertmanager, generic, grafana, heartbeat
+from app.ingest.schemas import (
+    AlertmanagerWebhook,
+    GenericAlert,
+    GrafanaWebhook,
+    HeartbeatAccepted,
+    IngestAccepted,
+)
+from app.ingest.signatures import SIGNATURE_HEADER, verify_signature
+
+router = APIRouter(tags=["ingest"])
+router.include_router(pagerduty_router)
+router.include_router(opsgenie_router)
 
 INGEST_ERRORS = problem_responses(400, 401, 404, 413, 422, 503)
 
-Parser = Callable[[bytes, IngestLimits], list[AlertEvent]]
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(integration_bearer)]
 
 
-def limits_from(settings: Settings) -> IngestLimits:
-    return IngestLimits(
-        max_alerts=settings.ingest_max_alerts,
-        max_labels=settings.ingest_max_labels,
-        max_label_length=settings.ingest_max_label_length,
-        max_summary_length=settings.ingest_max_summary_length,
-    )
+def add_format_routes(
+    kind: str, parser: Parser, body_model: type[BaseModel], *, summary: str, description: str
+) -> None:
+    """Register ``POST /ingest/{kind}/{integration_key}`` and ``POST /ingest/{kind}``."""
+
+    async def with_key_in_path(
+        integration_key: str, request: Request, connection: RawConnectionDep, settings: SettingsDep
+    ) -> IngestAccepted:
+        body = await read_body(request, settings.ingest_max_body_bytes)
+        events = parse_or_reject(parser, body, settings)
+        return accepted(events, await accept_events(connection, integration_key, kind, events))
+
+    async def with_bearer_key(
+        request: Request, connection: RawConnectionDep, settings: SettingsDep, bearer: BearerDep
+    ) -> IngestAccepted:
+        key = key_from_bearer(bearer, f"/ingest/{kind}")
+        body = await read_body(request, settings.ingest_max_body_bytes)
+        events = parse_or_reject(parser, body, settings)
+        return accepted(events, await accept_events(connection, key, kind, events))
+
+    for path, endpoint in (
+        (f"/ingest/{kind}/{{integration_key}}", with_key_in_path),
+        (f"/ingest/{kind}", with_bearer_key),
+    ):
+        router.add_api_route(
+            path,
+            endpoint,
+            methods=["POST"],
+            status_code=status.HTTP_202_ACCEPTED,
+            response_model=IngestAccepted,
+            responses=INGEST_ERRORS,
+            openapi_extra=documented_body(body_model),
+            summary=summary,
+            description=description,
+        )
 
 
-def documented_body(model: type[BaseModel]) -> dict[str, Any]:
-    """Describe a body that the endpoint reads as raw bytes, for the OpenAPI document."""
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
-            },
-        }
-    }
+add_format_routes(
+    "alertmanager",
+    alertmanager.parse,
+    AlertmanagerWebhook,
+    summary="Receive a Prometheus Alertmanager webhook",
+    description="Point an Alertmanager `webhook_configs` receiver at this URL. Each alert's "
+    "fingerprint is its dedup key and the alerts of one `groupKey` form one incident. "
+    "Answers 202 once the events are committed.",
+)
+add_format_routes(
+    "grafana",
+    grafana.parse,
+    GrafanaWebhook,
+    summary="Receive a Grafana alerting webhook",
+    description="Point a Grafana webhook contact point at this URL. Labels, annotations and "
+    "values are kept; dashboard, panel, silence and image URLs become links. Answers 202 "
+    "once the events are committed.",
+)
 
 
-def parse_or_reject(parser: Parser, body: bytes, settings: Settings) -> list[AlertEvent]:
-    try:
-        return parser(body, limits_from(settings))
-    except ParseError as exc:
-        raise BadRequest(f"{exc.field}: {exc.message}", field=exc.field) from exc
+SignatureHeader = Annotated[
+    str | None,
+    Header(
+        alias=SIGNATURE_HEADER,
+        description="sha256=<hex HMAC-SHA256 of the raw body under the integration's signing "
+        "secret>; required once the integration has a signing secret",
+    ),
+]
 
 
-async def accept_events(
-    connection: asyncpg.Connection, key: str, kind: str, events: list[AlertEvent]
-) -> IngestResult:
-    """Resolve the integration and apply the events in one committed transaction."""
+def signature_check(settings: Settings, body: bytes, signature: str | None) -> IntegrationCheck:
+    """Build the check that verifies the body's signature when the integration has a secret."""
 
-    async def work(conn: asyncpg.Connection) -> IngestResult:
-        context = await resolve_integration(conn, key, kind=kind)
-        return await ingest_events(conn, context, events, utcnow())
+    def check(integration: ResolvedIntegration) -> None:
+        if integration.signing_secret_encrypted is None:
+            return
+        secret = SecretBox(settings.signing_key()).decrypt(integration.signing_secret_encrypted)
+        verify_signature(secret, body, signature)
 
-    result = await run_in_transaction(connection, work)
-    log.info(
-        "ingest.accepted",
-        kind=kind,
-        events=len(events),
-        alerts_created=result.alerts_created,
-        alerts_resolved=result.alerts_resolved,
-        incidents_opened=len(result.incidents_opened),
-    )
-    return result
+    return check
 
 
-def accepted(events: list[AlertEvent], result: IngestResult) -> IngestAccepted:
-    return IngestAccepted(
-        events_received=len(events),
-        events_ignored=result.events_ignored,
-        alerts_created=result.alerts_created,
-        alerts_updated=result.alerts_updated,
-        alerts_resolved=result.alerts_resolved,
-        incidents=result.incidents,
-        incidents_opened=result.incidents_opened,
-        incidents_resolved=result.incidents_resolved,
-    )
+async def _ingest_generic(
+    key: str,
+    request: Request,
+    connection: RawConnectionDep,
+    settings: Settings,
+    signature: str | None,
+) -> IngestAccepted:
+    body = await read_body(request, settings.ingest_max_body_bytes)
+    events = parse_or_reject(generic.parse, body, settings)
+    check = signature_check(settings, body, signature)
+    return accepted(events, await accept_events(connection, key, "generic", events, check=check))
+
+
+GENERIC_DESCRIPTION = (
+    "Tocsin's own format for senders without one of their own (scripts, cron jobs, CI). "
+    "`status` firing opens or updates the alert `dedup_key`; resolved and acknowledged end or "
+    "acknowledge it. When the integration has a signing secret, every request needs "
+    f"`{SIGNATURE_HEADER}: sha256=<hex>`, the HMAC-SHA256 of the raw body. Answers 202 once "
+    "the event is committed."
+)
 
 
 @router.post(
-    "/alertmanager/{integration_key}",
+    "/ingest/generic/{integration_key}",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=IngestAccepted,
     responses=INGEST_ERRORS,
-    openapi_extra=documented_body(AlertmanagerWebhook),
-    summary="Receive a Prometheus Alertmanager webhook",
+    openapi_extra=documented_body(GenericAlert),
+    summary="Receive an alert in Tocsin's generic JSON format",
+    description=GENERIC_DESCRIPTION,
 )
-async def ingest_alertmanager(
+async def ingest_generic(
     integration_key: str,
     request: Request,
     connection: RawConnectionDep,
     settings: SettingsDep,
+    signature: SignatureHeader = None,
 ) -> IngestAccepted:
-    """Point an Alertmanager `webhook_configs` receiver at this URL. Each alert's fingerprint is
-    its dedup key and the alerts of one `groupKey` form one incident. Returns 202 once the
-    events are committed."""
+    return await _ingest_generic(integration_key, request, connection, settings, signature)
+
+
+@router.post(
+    "/ingest/generic",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=IngestAccepted,
+    responses=INGEST_ERRORS,
+    openapi_extra=documented_body(GenericAlert),
+    summary="Receive an alert in Tocsin's generic JSON format (key in Authorization)",
+    description=GENERIC_DESCRIPTION,
+)
+async def ingest_generic_bearer(
+    request: Request,
+    connection: RawConnectionDep,
+    settings: SettingsDep,
+    bearer: BearerDep,
+    signature: SignatureHeader = None,
+) -> IngestAccepted:
+    key = key_from_bearer(bearer, "/ingest/generic")
+    return await _ingest_generic(key, request, connection, settings, signature)
+
+
+async def _ping(
+    key: str, request: Request, connection: RawConnectionDep, settings: Settings
+) -> HeartbeatAccepted:
     body = await read_body(request, settings.ingest_max_body_bytes)
-    events = parse_or_reject(alertmanager.parse, body, settings)
-    result = await accept_events(connection, integration_key, "alertmanager", events)
-    return accepted(events, result)
+    events = parse_or_reject(heartbeat.parse, body, settings)
+
+    async def work(conn: asyncpg.Connection) -> heartbeats.PingResult:
+        integration = await find_integration(conn, key, kind="heartbeat")
+        return await heartbeats.record_ping(conn, integration, events, utcnow())
+
+    result = await run_in_transaction(connection, work)
+    return HeartbeatAccepted(
+        next_deadline_at=result.deadline_at, incidents_resolved=result.incidents_resolved
+    )
+
+
+HEARTBEAT_DESCRIPTION = (
+    "Ping at least once per the integration's `interval_seconds` (plus `grace_seconds`). "
+    "When no ping arrives in time Tocsin opens an incident; the next ping resolves it. A "
+    "heartbeat that never pinged does not alarm. The body is optional; a JSON object may "
+    "carry a `message`."
+)
+
+
+async def heartbeat_ping(
+    integration_key: str, request: Request, connection: RawConnectionDep, settings: SettingsDep
+) -> HeartbeatAccepted:
+    return await _ping(integration_key, request, connection, settings)
+
+
+async def heartbeat_ping_bearer(
+    request: Request, connection: RawConnectionDep, settings: SettingsDep, bearer: BearerDep
+) -> HeartbeatAccepted:
+    return await _ping(key_from_bearer(bearer, "/ingest/heartbeat"), request, connection, settings)
+
+
+for _path, _endpoint in (
+    ("/ingest/heartbeat/{integration_key}", heartbeat_ping),
+    ("/ingest/heartbeat", heartbeat_ping_bearer),
+):
+    for _method in ("POST", "GET"):
+        router.add_api_route(
+            _path,
+            _endpoint,
+            methods=[_method],
+            response_model=HeartbeatAccepted,
+            responses=INGEST_ERRORS,
+            summary="Ping a heartbeat",
+            description=HEARTBEAT_DESCRIPTION,
+        )

@@ -24,6 +24,7 @@ SNOOZE_ENDED = "incident.snooze_ended"
 INCIDENTS_SWEEP = "incidents.sweep"
 ESCALATION_STEP = "escalation.step"
 NOTIFICATION_DELIVER = "notification.deliver"
+HEARTBEAT_CHECK = "heartbeat.check"
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,9 +22,11 @@ from app.core.logging import get_logger
 from app.core.security import SecretBox
 from app.core.time import utcnow
 from app.incidents import lifecycle, paging
+from app.ingest.heartbeats import check_heartbeat
 from app.jobs.queue import (
     ACKNOWLEDGE_TIMEOUT,
     ESCALATION_STEP,
+    HEARTBEAT_CHECK,
     INCIDENT_ACKNOWLEDGED,
     INCIDENT_RESOLVED,
     INCIDENT_SETTLE,
@@ -105,6 +107,7 @@ HANDLERS: dict[str, Handler] = {
     SNOOZE_ENDED: _snooze_ended,
     INCIDENTS_SWEEP: _sweep,
     NOTIFICATION_DELIVER: _notification_deliver,
+    HEARTBEAT_CHECK: check_heartbeat,
 }
 
 

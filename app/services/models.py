@@ -78,3 +78,6 @@ class Integration(IdMixin, TimestampMixin, Base):
         JSONB, default=dict, server_default=text("'{}'::jsonb")
     )
     last_event_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The secret that signs request bodies (HMAC-SHA256), encrypted with the instance key;
+    # when set, the generic endpoint rejects unsigned requests.
+    signing_secret_encrypted: Mapped[str | None] = mapped_column(Text)

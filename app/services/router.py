@@ -16,6 +16,7 @@ from app.api.pagination import (
     fetch_page,
 )
 from app.core.errors import problem_responses
+from app.ingest.integration_settings import check_integration_settings
 from app.services import service as services
 from app.services.models import Integration, Service
 from app.services.schemas import (
@@ -133,6 +134,7 @@ async def create_integration(
 ) -> IntegrationCreated:
     """Create an integration. The answer holds its key once; store it in the sender."""
     service = await services.get_service(session, service_id)
+    check_integration_settings(body.kind, body.settings)
     integration, key = await services.create_integration(
         session, service, name=body.name, kind=body.kind, settings=body.settings
     )
@@ -164,8 +166,11 @@ async def get_integration(
 async def update_integration(
     integration_id: uuid.UUID, body: IntegrationUpdate, session: SessionDep, _: Writer
 ) -> IntegrationRead:
-    """Rename, enable or disable an integration. A disabled integration rejects events with 401."""
+    """Rename, enable or disable an integration, or replace its settings. A disabled
+    integration rejects events with 401."""
     integration = await services.get_integration(session, integration_id)
+    if body.settings is not None:
+        check_integration_settings(integration.kind, body.settings)
     for name, value in body.model_dump(exclude_unset=True).items():
         setattr(integration, name, value)
     await session.flush()

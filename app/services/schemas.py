@@ -107,6 +107,9 @@ class IntegrationCreate(BaseModel):
 class IntegrationUpdate(BaseModel):
     name: Name | None = None
     enabled: bool | None = None
+    settings: dict[str, Any] | None = Field(
+        default=None, description="Replaces all settings, e.g. a heartbeat's interval_seconds"
+    )
 
 
 class IntegrationRead(BaseModel):

@@ -16,8 +16,13 @@ from app.services.models import Integration, Service
 
 
 def ingest_url(base_url: str, kind: str, key: str) -> str:
-    """The URL a sender of ``kind`` posts to. Formats that carry the key in the body or a
-    header (PagerDuty, Opsgenie) still get a URL with the key, which they accept too."""
+    """Return the URL a sender of ``kind`` posts to. PagerDuty and Opsgenie senders post to
+    their vendor's path and carry the key in the body (routing_key) or the Authorization
+    header."""
+    if kind == "pagerduty":
+        return f"{base_url}/v2/enqueue"
+    if kind == "opsgenie":
+        return f"{base_url}/v2/alerts"
     return f"{base_url}/ingest/{kind}/{key}"
 
 

@@ -111,13 +111,16 @@ def _parse_alert(
         group_key=group_key,
         labels=labels,
         details=details,
-        links=_links(alert, annotations, group_details.get("external_url")),
+        links=_links(alert, annotations, group_details.get("external_url"), source_name),
         raw=alert,
     )
 
 
 def _links(
-    alert: dict[str, Any], annotations: dict[str, str], external_url: str | None
+    alert: dict[str, Any],
+    annotations: dict[str, str],
+    external_url: str | None,
+    source_name: str,
 ) -> list[Link]:
     links = []
     generator_url = alert.get("generatorURL")
@@ -128,5 +131,5 @@ def _links(
     if annotations.get("dashboard_url"):
         links.append(Link(annotations["dashboard_url"], "Dashboard"))
     if external_url:
-        links.append(Link(external_url, "Alertmanager"))
+        links.append(Link(external_url, source_name))
     return links

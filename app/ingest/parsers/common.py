@@ -6,13 +6,14 @@ import hashlib
 import json
 import math
 import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from app.core.text import truncate
-from app.incidents.events import Severity
+from app.incidents.events import Link, Severity
 
 
 class ParseError(ValueError):
@@ -37,7 +38,8 @@ def load_json_object(body: bytes) -> dict[str, Any]:
     if not body.strip():
         raise ParseError("body", "the body is empty; send a JSON object")
     try:
-        # utf-8-sig also accepts a leading byte order mark, which some senders add.
+        # JSON on the wire is UTF-8 (RFC 8259); json.loads would guess UTF-16 from a BOM.
+        # utf-8-sig also accepts the UTF-8 byte order mark that some senders add.
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ParseError("body", f"the body is not valid UTF-8 (byte {exc.start})") from exc
@@ -108,12 +110,17 @@ def expect_list(value: Any, field: str) -> list[Any]:
     return value
 
 
+def field_path(field: str, key: str) -> str:
+    """Join a dotted path; an empty ``field`` is the top level of the body."""
+    return f"{field}.{key}" if field else key
+
+
 def optional_str(container: Mapping[str, Any], key: str, field: str) -> str | None:
     value = container.get(key)
     if value is None:
         return None
     if not isinstance(value, str):
-        raise ParseError(f"{field}.{key}", f"expected a string, got {json_type(value)}")
+        raise ParseError(field_path(field, key), f"expected a string, got {json_type(value)}")
     return value
 
 
@@ -148,6 +155,36 @@ def string_map(value: Any, field: str, limits: IngestLimits) -> dict[str, str]:
             )
         result[name] = text
     return result
+
+
+def optional_text(container: Mapping[str, Any], key: str, field: str) -> str | None:
+    """Read a string field, also accepting a number (some senders send ids as numbers)."""
+    value = container.get(key)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return optional_str(container, key, field)
+
+
+def new_dedup_key() -> str:
+    """Return a random dedup key for a trigger that came without one, as PagerDuty does."""
+    return uuid.uuid4().hex
+
+
+def parse_links(value: Any, field: str, *, limit: int = 50) -> list[Link]:
+    """Read ``[{"href": ..., "text": ...}]``; an entry without ``href`` is an error."""
+    if value is None:
+        return []
+    items = expect_list(value, field)
+    if len(items) > limit:
+        raise ParseError(field, f"{len(items)} links exceed the limit of {limit}")
+    links = []
+    for index, item in enumerate(items):
+        entry = expect_object(item, f"{field}.{index}")
+        href = optional_str(entry, "href", f"{field}.{index}")
+        if not href:
+            raise ParseError(f"{field}.{index}.href", "missing; each link needs an href")
+        links.append(Link(href, optional_str(entry, "text", f"{field}.{index}") or ""))
+    return links
 
 
 def check_alert_count(count: int, field: str, limits: IngestLimits) -> None:
