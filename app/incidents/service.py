@@ -73,7 +73,13 @@ async def list_timeline(
 
 
 def _describe(actor: dict[str, Any]) -> str:
-    return str(actor.get("name") or actor.get("type"))
+    name = str(actor.get("name") or actor.get("type"))
+    return f"{name} via {actor['channel']}" if actor.get("channel") else name
+
+
+def _actor_data(actor: dict[str, Any]) -> dict[str, Any]:
+    """Timeline data for an actor: the channel (link, slack, sms, web) an action came from."""
+    return {"channel": actor["channel"]} if actor.get("channel") else {}
 
 
 async def acknowledge(
@@ -101,7 +107,14 @@ async def acknowledge(
     connection = await raw_connection(session)
     await insert_timeline(
         connection,
-        [(incident.id, "incident.acknowledged", f"Acknowledged by {_describe(actor)}", {})],
+        [
+            (
+                incident.id,
+                "incident.acknowledged",
+                f"Acknowledged by {_describe(actor)}",
+                _actor_data(actor),
+            )
+        ],
         actor=actor,
         now=now,
     )
@@ -133,7 +146,7 @@ async def resolve(
     connection = await raw_connection(session)
     await insert_timeline(
         connection,
-        [(incident.id, "incident.resolved", f"Resolved by {_describe(actor)}", {})],
+        [(incident.id, "incident.resolved", f"Resolved by {_describe(actor)}", _actor_data(actor))],
         actor=actor,
         now=now,
     )
