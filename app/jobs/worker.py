@@ -16,11 +16,12 @@ from pgqueuer.queries import Queries
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import __version__
+from app.actions import slack_update
 from app.core.config import Settings
 from app.core.db import connect_raw
 from app.core.logging import get_logger
 from app.core.security import SecretBox
-from app.incidents import paging
+from app.incidents import actions_support, paging
 from app.jobs.queue import (
     ESCALATION_STEP,
     INCIDENT_RESOLVED,
@@ -59,11 +60,17 @@ async def _notification_deliver(context: paging.PagingContext, payload: dict[str
     await paging.deliver_notification(context, uuid.UUID(payload["notification_id"]))
 
 
+async def _snooze_ended(context: paging.PagingContext, payload: dict[str, Any]) -> None:
+    await actions_support.end_snooze(context, uuid.UUID(payload["incident_id"]), payload["until"])
+
+
 HANDLERS: dict[str, Handler] = {
     INCIDENT_TRIGGERED: _incident_triggered,
     ESCALATION_STEP: _escalation_step,
     INCIDENT_RESOLVED: _incident_resolved,
     NOTIFICATION_DELIVER: _notification_deliver,
+    actions_support.SNOOZE_ENDED: _snooze_ended,
+    slack_update.SLACK_MESSAGE_UPDATE: slack_update.run_update,
 }
 
 
