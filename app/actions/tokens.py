@@ -167,6 +167,10 @@ def parse(token: str) -> UnverifiedLink:
         raise LinkInvalid("not base64url") from exc
     if not _MIN_TOKEN_BYTES <= len(data) <= _MAX_TOKEN_BYTES:
         raise LinkInvalid("wrong length")
+    # The decoder ignores unused bits of the last character; without this check several
+    # spellings would carry one token.
+    if base64.urlsafe_b64encode(data).rstrip(b"=").decode() != token:
+        raise LinkInvalid("non-canonical base64url")
     version, key_id, action_code, expiry = _HEADER.unpack_from(data)
     if version != FORMAT_VERSION:
         raise LinkInvalid(f"unknown format version {version}")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.actions.links import action_links, reply_codes
@@ -276,7 +277,7 @@ async def send_resolved_notices(context: PagingContext, incident_id: uuid.UUID) 
                     Notification.event == "incident.triggered",
                     Notification.status == NotificationStatus.sent,
                 )
-                .distinct(Notification.contact_method_id)
+                .ext(distinct_on(Notification.contact_method_id))
             )
         ).all()
         specs = []
