@@ -71,7 +71,7 @@ def by_reply_letter(letter: str) -> ActionSpec | None:
 
 
 def applicable(state: IncidentState) -> list[ActionSpec]:
-    """The actions that make sense now, in registration order (view last)."""
+    """Return the actions that apply to ``state``, in registration order (view last)."""
     return [spec for spec in ACTIONS.values() if spec.applies(state)]
 
 

@@ -18,8 +18,8 @@ LINK_PATH = "/a/"
 def has_next_level(incident: Incident, *, next_step: int | None = None) -> bool:
     """Tell whether the frozen escalation policy still has a step to page.
 
-    ``next_step`` defaults to the incident's next step; paging passes the step after the
-    one it is paging, because it moves the incident's counter only after building messages.
+    ``next_step`` defaults to the incident's next step. Paging moves that counter only
+    after it builds its messages, so it passes the step after the one it is paging.
     """
     frozen = incident.escalation_snapshot
     if frozen is None:

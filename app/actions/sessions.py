@@ -1,8 +1,8 @@
 """Signed session cookies for the responder pages, and the CSRF tokens of their forms.
 
 A session is started by opening a valid action link (as the link's user) or by signing in
-with an API key. The cookie holds who and until when, signed with a key derived from the
-instance secret; every request loads the user or key again, so deleting the user or
+with an API key. The cookie contains who and until when, signed with a key derived from
+the instance secret. Every request loads the user or key again, so deleting the user or
 revoking the key ends the session at once.
 """
 
@@ -34,7 +34,7 @@ _PURPOSE = "tocsin responder sessions"
 
 @dataclass(frozen=True, slots=True)
 class Viewer:
-    """Who is signed in to the responder pages."""
+    """The user or API key signed in to the responder pages."""
 
     kind: str  # "user" or "api_key"
     id: uuid.UUID
@@ -126,7 +126,7 @@ async def load_viewer(
 
 
 def csrf_token(settings: Settings, request: Request) -> str:
-    """A form token tied to the session cookie: a page on another site cannot know it."""
+    """Return the form token of the session cookie, which a page on another site cannot know."""
     value = request.cookies.get(COOKIE_NAME, "")
     mac = hmac.new(_key(settings), b"csrf:" + value.encode(), hashlib.sha256).digest()
     return _b64(mac[:16])

@@ -37,7 +37,7 @@ log = get_logger(__name__)
 router = APIRouter(prefix="/callbacks", tags=["callbacks"])
 
 PROVIDER = "slack"
-# Slack rejects requests older than this itself and asks receivers to do the same.
+# A request whose timestamp is further from the server clock than this may be a replay.
 MAX_CLOCK_SKEW_SECONDS = 300
 MAX_BODY_BYTES = 256 * 1024
 
@@ -104,7 +104,7 @@ def _first_action(payload: dict[str, Any]) -> tuple[catalog.ActionSpec | None, s
 
 
 async def find_user(session: AsyncSession, *, team_id: str, slack_user_id: str) -> User | None:
-    """The Tocsin user mapped to a Slack member; a mapping without a team matches any team."""
+    """Find the Tocsin user mapped to a Slack member; a mapping without a team matches any."""
     identity = await session.scalar(
         select(ChatIdentity)
         .where(

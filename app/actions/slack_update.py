@@ -1,7 +1,7 @@
 """Update the Slack message whose button a responder pressed, after the action committed.
 
 The update runs as a durable job, so it leaves only after the commit and is retried if
-Slack does not answer. What the message says is up to a ``SlackMessageUpdater``: the
+the request to Slack fails. What the message says is up to a ``SlackMessageUpdater``: the
 default posts a plain message with the outcome and the buttons that still apply to the
 message's ``response_url``; a Slack notifier that renders richer messages replaces it
 with ``set_updater``.
@@ -65,7 +65,7 @@ class SlackMessageUpdater(Protocol):
 
 
 def render_message(update: SlackMessageUpdate) -> dict[str, Any]:
-    """The response_url body: the outcome under the incident, plus buttons still applicable."""
+    """Build the response_url body: the outcome under the incident and the buttons that apply."""
     if not update.replace_original:
         return {"response_type": "ephemeral", "replace_original": False, "text": update.text}
     incident = update.incident

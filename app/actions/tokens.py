@@ -38,7 +38,7 @@ _KEY_PURPOSE = "tocsin action links"
 
 
 class LinkError(Exception):
-    """A link that cannot be used; ``status`` is the HTTP status its page answers with."""
+    """A link that cannot be used; ``status`` is the HTTP status of the page that explains it."""
 
     status = 403
     reason = "invalid"
@@ -171,12 +171,14 @@ def parse(token: str) -> UnverifiedLink:
     # spellings would carry one token.
     if base64.urlsafe_b64encode(data).rstrip(b"=").decode() != token:
         raise LinkInvalid("non-canonical base64url")
+
     version, key_id, action_code, expiry = _HEADER.unpack_from(data)
     if version != FORMAT_VERSION:
         raise LinkInvalid(f"unknown format version {version}")
     number, index = _decode_varint(data, _HEADER.size)
     if len(data) != index + 16 + MAC_BYTES:
         raise LinkInvalid("wrong length")
+
     user_id = uuid.UUID(bytes=data[index : index + 16])
     claims = LinkClaims(
         action_code=action_code,

@@ -1,8 +1,8 @@
 """SMS replies through Twilio's incoming-message webhook: ``42a`` acknowledges incident #42.
 
 A reply code works only from a phone number that Tocsin paged about that incident (an
-``sms`` contact method with that address) within the action link lifetime; anything else
-gets a reply that says the code is unknown or stale.
+``sms`` contact method with that address) within the action link lifetime. Any other code
+gets a reply that calls it unknown or stale.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def expected_signature(auth_token: str, url: str, params: dict[str, str]) -> str
 
 
 def public_url(settings: Settings, request: Request) -> str:
-    """The URL Twilio posted to, which it signed; behind a proxy that is the public one."""
+    """Return the URL Twilio posted to and signed: the public one, also behind a proxy."""
     url = settings.public_base_url + request.url.path
     return f"{url}?{request.url.query}" if request.url.query else url
 
@@ -81,7 +81,7 @@ def twiml(message: str) -> Response:
     return Response(body, media_type="application/xml")
 
 
-def _help(settings: Settings) -> str:
+def _help() -> str:
     letters = ", ".join(
         f"{spec.reply_letter} {spec.label.lower()}"
         for spec in catalog.ACTIONS.values()
@@ -141,11 +141,11 @@ async def twilio_sms(request: Request, session: SessionDep, settings: SettingsDe
     phone = normalize_phone(params.get("From", ""))
     match = _REPLY_CODE.match(params.get("Body", ""))
     if match is None:
-        return twiml(_help(settings))
+        return twiml(_help())
     number, letter = int(match.group(1)), match.group(2).lower()
     spec = catalog.by_reply_letter(letter)
     if spec is None:
-        return twiml(f"Unknown code {number}{letter}. {_help(settings)}")
+        return twiml(f"Unknown code {number}{letter}. {_help()}")
 
     now = utcnow()
     paged = await _paged_user(

@@ -54,7 +54,7 @@ def error_page(
     hint: str = "",
     field: str | None = None,
 ) -> Response:
-    """An HTML page for browsers, problem+json for clients that ask for JSON."""
+    """Render an HTML error page for browsers, problem+json for clients that request JSON."""
     if wants_json(request):
         response: Response = problem_response(
             request, status=status, code=code, title=title, detail=detail, field=field

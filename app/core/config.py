@@ -19,7 +19,7 @@ SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
 
 
 class ActionSettings(BaseModel):
-    """How responders act from outside the API: signed links, Slack buttons, SMS replies."""
+    """Settings of the ways responders act outside the API: signed links, Slack, SMS."""
 
     link_ttl: timedelta = Field(
         default=timedelta(hours=24),

@@ -41,7 +41,7 @@ def clock(value: datetime) -> str:
 
 
 def snoozed_until(incident: Incident) -> datetime | None:
-    """The end of the incident's snooze, or None when it is not snoozed."""
+    """Return when the incident's snooze ends, or None when it is not snoozed."""
     if incident.status != IncidentStatus.acknowledged or not incident.acknowledged_by:
         return None
     value = incident.acknowledged_by.get("snoozed_until")
@@ -220,6 +220,7 @@ async def _page_again(
     plan = engine.plan_step(frozen, step) if frozen else None
     if plan is None:
         return
+
     service = await session.get(Service, incident.service_id)
     assert service is not None  # incidents are deleted with their service
     targets = await oncall.resolve_targets(session, plan.targets)
@@ -247,8 +248,10 @@ async def _page_again(
                     message=message,
                 )
             )
+
     connection = await raw_connection(session)
     await delivery.create_notifications(connection, specs)
+
     names = ", ".join(person.user.name for person in people if person.contact_methods)
     await insert_timeline(
         connection,

@@ -14,7 +14,9 @@ from app.actions.links import link_url
 from app.core.config import Settings
 from app.core.time import utcnow
 from app.incidents.paging import PagingContext
-from tests.actions.conftest import PagedIncident, incident_status
+from app.notify.adapters.log import render_text
+from app.notify.base import Message
+from tests.actions.conftest import PagedIncident, incident_status, page_incident
 from tests.support.jobs import advance_clock, drain_jobs, queued_jobs
 
 pytestmark = pytest.mark.asyncio
@@ -67,12 +69,7 @@ class TestPageLinks:
         assert codes["acknowledge"] == f"{paged.number}a"
         assert codes["resolve"] == f"{paged.number}r"
 
-    async def test_log_notifier_prints_links(
-        self, paged: PagedIncident, caplog: pytest.LogCaptureFixture
-    ) -> None:
-        from app.notify.adapters.log import render_text
-        from app.notify.base import Message
-
+    async def test_log_notifier_prints_links(self, paged: PagedIncident) -> None:
         message = Message(
             notification_id="n",
             idempotency_key="k",
@@ -156,9 +153,9 @@ class TestConfirmPage:
             "SELECT count(*) FROM timeline_entries WHERE kind = 'incident.snoozed'"
         )
         assert snoozes == 1
-        shown = await client.get(paged.path("snooze-1h"))
-        assert "already used" in shown.text
-        assert "<button" not in shown.text
+        confirm_page = await client.get(paged.path("snooze-1h"))
+        assert "already used" in confirm_page.text
+        assert "<button" not in confirm_page.text
 
     async def test_acknowledge_on_acknowledged_incident_says_who(
         self, client: httpx.AsyncClient, paged: PagedIncident, auth: dict[str, str]
@@ -352,8 +349,6 @@ class TestSnoozeAndEscalate:
             policy_id,
             json.dumps([{"type": "user", "id": second_id}]),
         )
-        from tests.actions.conftest import page_incident
-
         incident = await page_incident(client, alertmanager_path, raw_db, paging)
         assert "escalate" in incident.links
 
