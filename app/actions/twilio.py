@@ -148,9 +148,11 @@ async def twilio_sms(request: Request, session: SessionDep, settings: SettingsDe
         return twiml(f"Unknown code {number}{letter}. {_help()}")
 
     now = utcnow()
-    paged = await _paged_user(
-        session, number=number, phone=phone, since=now - settings.actions.link_ttl
-    )
+    paged = None
+    if phone:
+        paged = await _paged_user(
+            session, number=number, phone=phone, since=now - settings.actions.link_ttl
+        )
     user = await session.get(User, paged[1]) if paged else None
     if paged is None or user is None:
         log.info("sms.code_rejected", incident_number=number, reason="unknown or stale")
