@@ -16,6 +16,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from app import __version__
+from app.actions.pages import router as pages_router
+from app.actions.slack import router as slack_router
+from app.actions.twilio import router as twilio_router
 from app.api.router import api_router
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_sessionmaker, resolve_database_url
@@ -100,6 +103,9 @@ def create_app(
     install_error_handlers(app)
     app.include_router(ingest_router)
     app.include_router(api_router)
+    app.include_router(slack_router)
+    app.include_router(twilio_router)
+    app.include_router(pages_router)
     _add_operational_routes(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

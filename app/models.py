@@ -1,5 +1,6 @@
 """Import every ORM model, so the metadata is complete for Alembic and for mappers."""
 
+from app.actions.models import ActionLinkUse, ChatIdentity
 from app.api.models import ApiKey
 from app.core.models import Base
 from app.escalation.models import EscalationLevel, EscalationPolicy
@@ -17,10 +18,12 @@ from app.oncall.models import ContactMethod, User
 from app.services.models import Integration, Service
 
 __all__ = [
+    "ActionLinkUse",
     "Alert",
     "ApiKey",
     "Base",
     "ChangeEvent",
+    "ChatIdentity",
     "ContactMethod",
     "DeliveryAttempt",
     "EscalationLevel",

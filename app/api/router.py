@@ -2,6 +2,7 @@
 
 from fastapi import APIRouter
 
+from app.actions.identities import router as chat_identities_router
 from app.api.keys import router as api_keys_router
 from app.core.errors import problem_responses
 from app.escalation.router import router as escalation_router
@@ -18,3 +19,4 @@ api_router.include_router(oncall_router)
 api_router.include_router(escalation_router)
 api_router.include_router(api_keys_router)
 api_router.include_router(ingest_api_router)
+api_router.include_router(chat_identities_router)

@@ -5,16 +5,65 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
+from pydantic import AnyHttpUrl, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # A key shorter than this makes HMAC signatures and link tokens guessable.
 MIN_SECRET_KEY_LENGTH = 32
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
+
+
+class ActionSettings(BaseModel):
+    """Settings of the ways responders act outside the API: signed links, Slack, SMS."""
+
+    link_ttl: timedelta = Field(
+        default=timedelta(hours=24),
+        ge=timedelta(minutes=5),
+        le=timedelta(days=30),
+        description="How long an action link works, e.g. PT24H or 86400 (seconds).",
+    )
+    # Key id (1-255) -> secret. Key id 0 is always the key derived from TOCSIN_SECRET_KEY.
+    link_keys: dict[Annotated[int, Field(ge=1, le=255)], SecretStr] = Field(default_factory=dict)
+    link_signing_key_id: Annotated[int, Field(ge=0, le=255)] | None = Field(
+        default=None,
+        description="The key id that signs new links. Unset: the highest id in link_keys, else 0.",
+    )
+    link_revoked_key_ids: list[Annotated[int, Field(ge=0, le=255)]] = Field(
+        default_factory=list,
+        description="Key ids whose links stop working at once.",
+    )
+    slack_signing_secret: SecretStr | None = None
+    # Where Slack's response_url points; tests point it at a local server.
+    slack_response_url_prefix: str = "https://hooks.slack.com/"
+    twilio_auth_token: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _check_link_keys(self) -> ActionSettings:
+        for key_id, secret in self.link_keys.items():
+            if len(secret.get_secret_value()) < MIN_SECRET_KEY_LENGTH:
+                raise ValueError(
+                    f"link key {key_id} must be at least {MIN_SECRET_KEY_LENGTH} characters"
+                )
+        signer = self.signing_key_id
+        if signer != 0 and signer not in self.link_keys:
+            raise ValueError(f"link_signing_key_id {signer} is not a key id in link_keys")
+        if signer in self.link_revoked_key_ids:
+            raise ValueError(
+                f"link key {signer} signs new links but is listed in link_revoked_key_ids; "
+                "add a newer key to link_keys or set link_signing_key_id"
+            )
+        return self
+
+    @property
+    def signing_key_id(self) -> int:
+        if self.link_signing_key_id is not None:
+            return self.link_signing_key_id
+        return max(self.link_keys, default=0)
 
 
 class Settings(BaseSettings):
@@ -55,6 +104,8 @@ class Settings(BaseSettings):
     worker_heartbeat_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
     delivery_max_attempts: Annotated[int, Field(ge=1, le=50)] = 6
     delivery_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
+
+    actions: ActionSettings = Field(default_factory=ActionSettings)
 
     @field_validator("database_url")
     @classmethod

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.actions.links import action_links, reply_codes
 from app.core.config import Settings
 from app.core.db import raw_connection
 from app.core.ids import uuid7
@@ -52,6 +53,7 @@ def build_message(
     event: str,
     recipient: dict[str, Any],
     idempotency_key: str,
+    escalation_step: int | None = None,
 ) -> Message:
     base = settings.public_base_url
     return Message(
@@ -70,9 +72,12 @@ def build_message(
             "service": {"id": str(service.id), "name": service.name},
             "created_at": isoformat(incident.created_at),
             "url": f"{base}/v1/incidents/{incident.id}",
+            "reply_codes": reply_codes(incident, escalation_step=escalation_step),
         },
         recipient=recipient,
-        links={"view": f"{base}/v1/incidents/{incident.id}"},
+        links=action_links(
+            settings, incident=incident, recipient=recipient, escalation_step=escalation_step
+        ),
     )
 
 
@@ -181,6 +186,7 @@ async def _page_step(
                 event="incident.triggered",
                 recipient={"user_id": str(person.user.id), "name": person.user.name},
                 idempotency_key=key,
+                escalation_step=step,
             )
             specs.append(
                 delivery.NotificationSpec(

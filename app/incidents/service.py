@@ -97,7 +97,13 @@ async def list_timeline(
 
 
 def describe(actor: dict[str, Any]) -> str:
-    return str(actor.get("name") or actor.get("type"))
+    name = str(actor.get("name") or actor.get("type"))
+    return f"{name} via {actor['channel']}" if actor.get("channel") else name
+
+
+def actor_data(actor: dict[str, Any]) -> dict[str, Any]:
+    """Timeline data for an actor: the channel (link, slack, sms, web) an action came from."""
+    return {"channel": actor["channel"]} if actor.get("channel") else {}
 
 
 async def _timeline(
@@ -131,7 +137,14 @@ async def acknowledge(
     incident.updated_at = now
     await _timeline(
         session,
-        [(incident.id, "incident.acknowledged", f"Acknowledged by {describe(actor)}", {})],
+        [
+            (
+                incident.id,
+                "incident.acknowledged",
+                f"Acknowledged by {describe(actor)}",
+                actor_data(actor),
+            )
+        ],
         actor,
         now,
     )
@@ -163,7 +176,7 @@ async def resolve(
     )
     await _timeline(
         session,
-        [(incident.id, "incident.resolved", f"Resolved by {describe(actor)}", {})],
+        [(incident.id, "incident.resolved", f"Resolved by {describe(actor)}", actor_data(actor))],
         actor,
         now,
     )

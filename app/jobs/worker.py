@@ -16,6 +16,7 @@ from pgqueuer.queries import Queries
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import __version__
+from app.actions import slack_update
 from app.core.config import Settings
 from app.core.db import connect_raw
 from app.core.logging import get_logger
@@ -108,6 +109,7 @@ HANDLERS: dict[str, Handler] = {
     INCIDENTS_SWEEP: _sweep,
     NOTIFICATION_DELIVER: _notification_deliver,
     HEARTBEAT_CHECK: check_heartbeat,
+    slack_update.SLACK_MESSAGE_UPDATE: slack_update.run_update,
 }
 
 
