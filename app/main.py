@@ -34,6 +34,7 @@ from app.core.logging import get_logger
 from app.ingest.router import router as ingest_router
 from app.ingest.schemas import AlertmanagerWebhook
 from app.jobs.worker import Worker
+from app.notify.callbacks import router as notifier_callbacks_router
 
 log = get_logger(__name__)
 
@@ -112,6 +113,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(ingest_router)
     app.include_router(api_router)
+    app.include_router(notifier_callbacks_router)
     _add_operational_routes(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

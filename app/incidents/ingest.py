@@ -21,7 +21,13 @@ from app.core.ids import uuid7
 from app.core.logging import get_logger
 from app.incidents.events import AlertEvent, EventAction
 from app.incidents.models import ActorType
-from app.jobs.queue import INCIDENT_RESOLVED, INCIDENT_TRIGGERED, Job, enqueue
+from app.jobs.queue import (
+    INCIDENT_ACKNOWLEDGED,
+    INCIDENT_RESOLVED,
+    INCIDENT_TRIGGERED,
+    Job,
+    enqueue,
+)
 from app.rules.priority import classify_by_severity
 
 log = get_logger(__name__)
@@ -379,6 +385,7 @@ async def _apply_acknowledges(
             "incident.acknowledged",
             f"Acknowledged by {batch.context.integration_name}",
         )
+        batch.jobs.append(acknowledged_job(incident_id))
     outcomes: list[tuple[int, Outcome]] = []
     for position, event in events:
         row = alerts.get(event.dedup_key)
@@ -448,6 +455,14 @@ def resolved_job(incident_id: uuid.UUID) -> Job:
         INCIDENT_RESOLVED,
         {"incident_id": incident_id},
         dedupe_key=f"{INCIDENT_RESOLVED}:{incident_id}",
+    )
+
+
+def acknowledged_job(incident_id: uuid.UUID) -> Job:
+    return Job(
+        INCIDENT_ACKNOWLEDGED,
+        {"incident_id": incident_id},
+        dedupe_key=f"{INCIDENT_ACKNOWLEDGED}:{incident_id}",
     )
 
 

@@ -13,7 +13,7 @@ from app.core.db import raw_connection
 from app.core.errors import Conflict, NotFound
 from app.core.logging import get_logger
 from app.core.time import utcnow
-from app.incidents.ingest import insert_timeline, resolved_job
+from app.incidents.ingest import acknowledged_job, insert_timeline, resolved_job
 from app.incidents.models import Alert, AlertStatus, Incident, IncidentStatus, TimelineEntry
 from app.jobs.queue import enqueue
 
@@ -105,6 +105,7 @@ async def acknowledge(
         actor=actor,
         now=now,
     )
+    await enqueue(connection, [acknowledged_job(incident.id)])
     log.info("incident.acknowledged", incident_id=str(incident.id), by=_describe(actor))
     return incident
 

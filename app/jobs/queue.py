@@ -15,8 +15,10 @@ from pgqueuer.queries import Queries
 
 INCIDENT_TRIGGERED = "incident.triggered"
 INCIDENT_RESOLVED = "incident.resolved"
+INCIDENT_ACKNOWLEDGED = "incident.acknowledged"
 ESCALATION_STEP = "escalation.step"
 NOTIFICATION_DELIVER = "notification.deliver"
+NOTIFICATION_DIGEST_JOB = "notification.digest"
 
 
 @dataclass(frozen=True, slots=True)

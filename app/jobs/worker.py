@@ -20,14 +20,18 @@ from app.core.config import Settings
 from app.core.db import connect_raw
 from app.core.logging import get_logger
 from app.core.security import SecretBox
+from app.core.time import utcnow
 from app.incidents import paging
 from app.jobs.queue import (
     ESCALATION_STEP,
+    INCIDENT_ACKNOWLEDGED,
     INCIDENT_RESOLVED,
     INCIDENT_TRIGGERED,
     NOTIFICATION_DELIVER,
+    NOTIFICATION_DIGEST_JOB,
     decode_payload,
 )
+from app.notify import throttle
 from app.notify.base import NotifierContext
 from app.notify.registry import load_notifiers
 
@@ -52,7 +56,25 @@ async def _escalation_step(context: paging.PagingContext, payload: dict[str, Any
 
 
 async def _incident_resolved(context: paging.PagingContext, payload: dict[str, Any]) -> None:
-    await paging.send_resolved_notices(context, uuid.UUID(payload["incident_id"]))
+    await paging.send_status_notices(context, uuid.UUID(payload["incident_id"]), INCIDENT_RESOLVED)
+
+
+async def _incident_acknowledged(context: paging.PagingContext, payload: dict[str, Any]) -> None:
+    await paging.send_status_notices(
+        context, uuid.UUID(payload["incident_id"]), INCIDENT_ACKNOWLEDGED
+    )
+
+
+async def _notification_digest(context: paging.PagingContext, payload: dict[str, Any]) -> None:
+    contact_method_id = uuid.UUID(payload["contact_method_id"])
+    async with context.sessionmaker() as session, session.begin():
+        await throttle.create_digest(
+            session,
+            contact_method_id,
+            links={"view": f"{context.settings.public_base_url}/v1/incidents?status=triggered"},
+            min_interval=throttle.DIGEST_MIN_INTERVAL,
+            now=utcnow(),
+        )
 
 
 async def _notification_deliver(context: paging.PagingContext, payload: dict[str, Any]) -> None:
@@ -63,7 +85,9 @@ HANDLERS: dict[str, Handler] = {
     INCIDENT_TRIGGERED: _incident_triggered,
     ESCALATION_STEP: _escalation_step,
     INCIDENT_RESOLVED: _incident_resolved,
+    INCIDENT_ACKNOWLEDGED: _incident_acknowledged,
     NOTIFICATION_DELIVER: _notification_deliver,
+    NOTIFICATION_DIGEST_JOB: _notification_digest,
 }
 
 
@@ -107,7 +131,7 @@ class Worker:
         self.context = paging.PagingContext(
             sessionmaker=sessionmaker,
             settings=settings,
-            notifiers=load_notifiers(notifier_context),
+            notifiers=load_notifiers(notifier_context, settings.notifiers),
             box=SecretBox(settings.signing_key()),
         )
         self.manager: QueueManager | None = None
