@@ -284,13 +284,17 @@ async def send_status_notices(
                     Notification.event == "incident.triggered",
                     Notification.status == NotificationStatus.sent,
                 )
-                .distinct(Notification.contact_method_id)
                 .order_by(Notification.contact_method_id, Notification.created_at)
             )
         ).all()
         specs = []
+        noticed: set[uuid.UUID] = set()
         for user_id, method_id, notifier, message, external_ref in paged:
-            if method_id is None or event not in notifier_events(context.notifiers.get(notifier)):
+            # One notice per contact method, threaded on its first page.
+            if method_id is None or method_id in noticed:
+                continue
+            noticed.add(method_id)
+            if event not in notifier_events(context.notifiers.get(notifier)):
                 continue
             specs.append(
                 delivery.NotificationSpec(
