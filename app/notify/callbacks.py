@@ -22,7 +22,10 @@ router = APIRouter(prefix="/notifiers", tags=["notifiers"])
 
 @router.post(
     "/{kind}/callback",
-    responses={200: {"description": "The notifier's own answer"}, **problem_responses(404, 413, 422)},
+    responses={
+        200: {"description": "The notifier's own answer"},
+        **problem_responses(404, 413, 422),
+    },
 )
 async def notifier_callback(kind: str, request: Request) -> Response:
     """Pass a chat service's request to its notifier, which checks the signature."""

@@ -35,6 +35,7 @@ from app.notify.base import (
 )
 
 SUBJECT_MAX_CHARS = 200
+SMTP_COMPLETED = 250
 DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
 
 _templates = jinja2.Environment(
@@ -154,9 +155,11 @@ class EmailNotifier(BaseNotifier):
             return DeliveryResult(
                 ok=False, retryable=True, error=f"SMTP connection failed: {exc!r}"
             )
+        # aiosmtplib raises unless the server answered DATA with 250, and returns only
+        # the text of that reply.
         return DeliveryResult(
             ok=True,
-            status_code=_reply_code(reply),
+            status_code=SMTP_COMPLETED,
             response_excerpt=reply[:200] or None,
             external_ref={"message_id": mail["Message-ID"]},
         )
@@ -183,11 +186,6 @@ class EmailNotifier(BaseNotifier):
             username=options.username,
             password=options.password.get_secret_value() if options.password else None,
         )
-
-
-def _reply_code(reply: str) -> int | None:
-    head = reply.strip()[:3]
-    return int(head) if head.isdigit() else None
 
 
 def _smtp_failure(code: int | None, text: str) -> DeliveryResult:
