@@ -6,10 +6,14 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint format openapi bench clean
 
-$(STAMP): pyproject.toml
+EXAMPLE_PLUGIN := examples/tocsin-notifier-example
+
+# The example notifier plugin is installed too: a test pages through it.
+$(STAMP): pyproject.toml $(EXAMPLE_PLUGIN)/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e $(EXAMPLE_PLUGIN)
 	touch $(STAMP)
 
 # Serve on 127.0.0.1:8080 (TOCSIN_HOST, TOCSIN_PORT). With TOCSIN_DATABASE_URL unset, an
@@ -23,13 +27,13 @@ test: $(STAMP)
 	. scripts/prepare-tests && $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check app tests bench migrations/env.py
-	$(BIN)/ruff format --check app tests bench migrations/env.py
+	$(BIN)/ruff check app tests bench examples migrations/env.py
+	$(BIN)/ruff format --check app tests bench examples migrations/env.py
 	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff format app tests bench migrations/env.py
-	$(BIN)/ruff check --fix app tests bench migrations/env.py
+	$(BIN)/ruff format app tests bench examples migrations/env.py
+	$(BIN)/ruff check --fix app tests bench examples migrations/env.py
 
 openapi: $(STAMP)
 	$(BIN)/tocsin openapi --output openapi.yaml

@@ -173,7 +173,7 @@ class SmtpRecorder:
     replies: deque[str] = field(default_factory=deque)
     attempts: int = 0
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.attempts += 1
         if self.replies:
             return self.replies.popleft()
