@@ -66,6 +66,8 @@ class MattermostNotifier(BaseNotifier):
         return payload
 
     async def send(self, message: Message, target: Target) -> DeliveryResult:
+        if failure := self.options_failure():
+            return failure
         url = target.secrets.get("webhook_url")
         if not url:
             return DeliveryResult(ok=False, error="the contact method has no webhook URL")

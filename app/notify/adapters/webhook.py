@@ -153,6 +153,8 @@ class WebhookNotifier(BaseNotifier):
         return headers
 
     async def send(self, message: Message, target: Target) -> DeliveryResult:
+        if failure := self.options_failure():
+            return failure
         try:
             body = self.render(message, target)
         except jinja2.TemplateError as exc:
