@@ -32,9 +32,10 @@ def truncate(
     """Shorten ``text`` so that ``measure`` of the result is at most ``max_length``.
 
     ``measure`` defaults to code points (``len``); pass ``utf16_length`` for channels that
-    count UTF-16 code units. The cut falls between grapheme clusters, so it never splits a
-    combining sequence, an emoji with its modifiers, a ZWJ sequence or a flag, and the
-    result ends with ``ellipsis`` when anything was cut.
+    count UTF-16 code units. A measure must count each code point as one unit or more.
+    The cut falls between grapheme clusters, so it never splits a combining sequence, an
+    emoji with its modifiers, a ZWJ sequence or a flag, and the result ends with
+    ``ellipsis`` when anything was cut.
     """
     if measure(text) <= max_length:
         return text
@@ -43,8 +44,8 @@ def truncate(
         return ""
     kept: list[str] = []
     used = 0
-    # Every measure here counts each code point as at least one unit, so the kept clusters
-    # lie within the first budget code points; one more lets the scan see the next boundary.
+    # The kept clusters lie within the first budget code points, because each code point
+    # counts at least one unit. One more code point lets the scan find the next boundary.
     for cluster in graphemes(text[: budget + 1]):
         size = measure(cluster)
         if used + size > budget:

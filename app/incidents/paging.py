@@ -398,7 +398,7 @@ async def hold_if_throttled(
     notification: Notification,
     prepared: delivery.PreparedDelivery,
 ) -> bool:
-    """Take a throttle slot for the notification, or hold it for a digest and say so."""
+    """Take a throttle slot for the notification, or hold it for a digest with a timeline entry."""
     limits = throttle.limits_for(
         prepared.target.kind, prepared.target.settings, context.settings.notifiers
     )

@@ -145,10 +145,10 @@ class DeliveryResult:
 class Notifier(Protocol):
     """A channel adapter. ``render`` builds the channel's payload, ``send`` delivers it once.
 
-    Optional parts, looked up with ``getattr``: a class attribute ``events`` (the events
-    the notifier wants; all incident events when absent), a classmethod
-    ``validate_contact`` (see ``ContactInput``), and the ``Verifiable`` and
-    ``CallbackHandler`` methods below.
+    The registry looks up the optional parts with ``getattr``. A class attribute
+    ``events`` lists the events the notifier delivers (all incident events when absent).
+    A classmethod ``validate_contact`` checks contact methods (see ``ContactInput``).
+    The ``Verifiable`` and ``CallbackHandler`` methods below complete the set.
     """
 
     kind: ClassVar[str]
@@ -184,15 +184,15 @@ class CallbackResponse:
     status_code: int = 200
     body: bytes = b""
     media_type: str = "text/plain"
-    # What the request asked Tocsin to do, e.g. {"action": "acknowledge", ...}; None if
-    # the request needs no action beyond the answer.
+    # The action the request asks of Tocsin, e.g. {"action": "acknowledge", ...}, or None
+    # when the response is all it needs.
     action: dict[str, Any] | None = None
 
 
 @runtime_checkable
 class CallbackHandler(Protocol):
     async def handle_callback(self, request: InboundRequest) -> CallbackResponse:
-        """Check an inbound request's authenticity and answer it."""
+        """Check an inbound request's authenticity and build the response."""
         ...
 
 

@@ -16,8 +16,8 @@ def validate_contact_method(
 ) -> ContactInput:
     """Check a contact method with its notifier's rules; raises InvalidContact.
 
-    ``settings.throttle`` is common to every notifier and checked here; the notifier's
-    own hook sees the other settings.
+    ``settings.throttle`` is common to every notifier and checked here. The notifier's
+    own hook receives the other settings.
     """
     own_settings = dict(settings)
     throttle_value = own_settings.pop("throttle", None)

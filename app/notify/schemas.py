@@ -15,7 +15,7 @@ class DeliveryAttemptRead(BaseModel):
     outcome: str = Field(description="success, retry (tried again later) or failed (given up)")
     status_code: int | None = Field(description="The HTTP status, or the SMTP reply code")
     error: str | None
-    response_excerpt: str | None = Field(description="The start of the receiver's answer")
+    response_excerpt: str | None = Field(description="The start of the receiver's response")
     target: str = Field(description="The address with credentials masked")
 
 
@@ -49,7 +49,7 @@ class VerificationRead(BaseModel):
 
 
 class SecretRotated(BaseModel):
-    secret: str = Field(description="The new signing secret; shown only in this answer")
+    secret: str = Field(description="The new signing secret; shown only in this response")
     previous_secret_expires_at: datetime = Field(
         description="Until then requests carry a second signature made with the old secret"
     )

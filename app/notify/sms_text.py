@@ -17,7 +17,7 @@ GSM_EXTENDED = frozenset("^{}\\[~]|€\f")
 # whose user data header takes 6 bytes (3GPP TS 23.040).
 GSM_SINGLE, GSM_PART = 160, 153
 UCS2_SINGLE, UCS2_PART = 70, 67
-# Look-alikes that keep a text in GSM-7 instead of UCS-2, which holds less than half.
+# Look-alikes that keep a text in GSM-7, because a UCS-2 segment has less than half the room.
 _GSM_REPLACEMENTS = str.maketrans(
     {
         "\u2018": "'",

@@ -114,7 +114,7 @@ async def test_timeout_is_retryable(context: NotifierContext) -> None:
 
     async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         accepted.set()
-        # Read until the client gives up and closes the connection; never answer.
+        # Read until the client gives up and closes the connection; never respond.
         await reader.read()
         writer.close()
 

@@ -57,7 +57,7 @@ def test_next_free_at_waits_for_the_oldest_slot() -> None:
     assert next_free_at(slots, NOW, parse_limits("5/15m")) == NOW + timedelta(minutes=5)
 
 
-def test_next_free_at_takes_the_latest_of_two_limits() -> None:
+def test_next_free_at_two_limits() -> None:
     # Eleven slots in the last hour, none in the last 15 minutes: the hourly limit binds.
     slots = [NOW - timedelta(minutes=16 + 4 * index) for index in range(11)]
     free_at = next_free_at(slots, NOW, parse_limits("5/15m,11/1h"))

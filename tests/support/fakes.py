@@ -1,7 +1,7 @@
 """Fake chat, SMS and mail services on 127.0.0.1 that speak enough of each real protocol.
 
 Each HTTP fake is a ``respond`` function for ``Receiver``: it checks what the real
-service checks (a token, a signature, required fields) and answers in the real shape.
+service checks (a token, a signature, required fields) and responds in the real shape.
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ def webhook_signature_valid(secret: str, header: str, body: bytes) -> bool:
 
 @dataclass
 class SmtpRecorder:
-    """An aiosmtpd handler that stores every mail and answers queued SMTP codes first."""
+    """An aiosmtpd handler that stores every mail, after replying with the queued SMTP codes."""
 
     messages: list[EmailMessage] = field(default_factory=list)
     envelopes: list[tuple[str, list[str]]] = field(default_factory=list)

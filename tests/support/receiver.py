@@ -38,7 +38,7 @@ class Receiver:
     """Answers each request with the next queued status (200 once the queue is empty).
 
     When the queued status is 2xx or the queue is empty, ``respond`` (if set) builds the
-    answer instead, so a fake service can speak its protocol.
+    response instead, so a fake service can speak its protocol.
     """
 
     host: str = "127.0.0.1"

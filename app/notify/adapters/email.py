@@ -48,8 +48,8 @@ _templates = jinja2.Environment(
 class EmailOptions(NotifierOptions):
     host: str | None = None
     port: int | None = Field(default=None, ge=1, le=65535)
-    # starttls: plain connection upgraded with STARTTLS (port 587); tls: TLS from the
-    # first byte (port 465); none: no encryption, for a relay on the same host only.
+    # starttls upgrades a plain connection with STARTTLS (port 587). tls encrypts from the
+    # first byte (port 465). none sends in clear text, for a relay on the same host only.
     security: Literal["starttls", "tls", "none"] = "starttls"
     username: str | None = None
     password: SecretStr | None = None
@@ -103,7 +103,8 @@ class EmailNotifier(BaseNotifier):
             mail["In-Reply-To"] = root
             mail["References"] = root
             mail["X-Tocsin-Incident-Id"] = str(incident["id"])
-        # Ask auto-responders (out-of-office replies) to stay quiet (RFC 3834, Exchange).
+        # Ask auto-responders such as out-of-office replies not to answer: Auto-Submitted is
+        # RFC 3834's header, X-Auto-Response-Suppress is Microsoft Exchange's.
         mail["Auto-Submitted"] = "auto-generated"
         mail["X-Auto-Response-Suppress"] = "All"
         mail["X-Tocsin-Event"] = message.event
@@ -155,8 +156,8 @@ class EmailNotifier(BaseNotifier):
             return DeliveryResult(
                 ok=False, retryable=True, error=f"SMTP connection failed: {exc!r}"
             )
-        # aiosmtplib raises unless the server answered DATA with 250, and returns only
-        # the text of that reply.
+        # aiosmtplib raises unless the server replied 250 to DATA, and it returns only the
+        # text of that reply.
         return DeliveryResult(
             ok=True,
             status_code=SMTP_COMPLETED,

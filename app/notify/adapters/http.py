@@ -21,7 +21,7 @@ from app.notify.base import (
 
 SettingsModel = TypeVar("SettingsModel", bound=BaseModel)
 
-# The part of a receiver's answer kept in the delivery log.
+# The part of a receiver's response kept in the delivery log.
 RESPONSE_EXCERPT_CHARS = 512
 # A longer Retry-After is capped: a page that waits more than an hour is useless anyway.
 MAX_RETRY_AFTER_SECONDS = 3600.0
@@ -52,7 +52,7 @@ def excerpt(response: httpx.Response) -> str | None:
 
 
 def classify_response(response: httpx.Response) -> DeliveryResult:
-    """Map a receiver's HTTP answer to a result: 2xx ok, retryable or permanent failure."""
+    """Map a receiver's HTTP response to a result: 2xx ok, retryable or permanent failure."""
     if response.is_success:
         return DeliveryResult(
             ok=True, status_code=response.status_code, response_excerpt=excerpt(response)

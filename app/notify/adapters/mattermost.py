@@ -11,7 +11,7 @@ from app.notify import render
 from app.notify.adapters.http import classify_response, parse_settings, post, store_url_as_secret
 from app.notify.base import BaseNotifier, ContactInput, DeliveryResult, Message, Target
 
-# Mattermost's post size limit (model.PostMessageMaxRunesV2), counted in code points.
+# Mattermost's maximum post length: 16,383 characters, counted in code points.
 MESSAGE_MAX_CHARS = 16_383
 TITLE_MAX_CHARS = 1000
 

@@ -1,7 +1,7 @@
 """Post pages to Slack: an incoming webhook, or the Web API (chat.postMessage, chat.update).
 
 With the Web API the first message about an incident is updated in place when the
-incident is acknowledged or resolved; an incoming webhook cannot edit, so it posts anew.
+incident is acknowledged or resolved. An incoming webhook cannot edit, so it posts anew.
 """
 
 from __future__ import annotations
@@ -36,17 +36,16 @@ from app.notify.base import (
     mask_address,
 )
 
-# Limits from Slack's Block Kit reference (api.slack.com/reference/block-kit).
+# Limits from Slack's Block Kit reference (docs.slack.dev/reference/block-kit).
 HEADER_MAX_CHARS = 150
 SECTION_MAX_CHARS = 3000
 FIELD_MAX_CHARS = 2000
 MAX_FIELDS = 10
 BUTTON_TEXT_MAX_CHARS = 75
 MAX_BUTTONS = 25
-# chat.postMessage truncates ``text`` longer than 40,000 characters; 4,000 keeps
-# notifications readable, as Slack's documentation recommends.
+# The fallback text is one headline; the cap only matters for an absurdly long title.
 FALLBACK_TEXT_MAX_CHARS = 4000
-# Slack's signed requests older than this are replays (Slack's verification guide).
+# A signed request older than this is treated as a replay.
 CALLBACK_MAX_AGE_SECONDS = 300
 # Web API errors that another attempt may fix; every other error is permanent.
 RETRYABLE_API_ERRORS = frozenset(
@@ -231,7 +230,7 @@ class SlackNotifier(BaseNotifier):
         """Check a Slack interaction's signature and acknowledge it.
 
         The buttons are URL buttons that open the action links, so Slack only needs a
-        200 within three seconds; the clicked action is returned for the log.
+        200 response. The clicked action is returned for the log.
         """
         secret = self.options.signing_secret
         if secret is None:

@@ -89,7 +89,8 @@ def sms_text(message: Message, max_segments: int) -> str:
 
 class SmsNotifier(BaseNotifier):
     kind: ClassVar[str] = "sms"
-    # Acknowledgements are not texted: they cost money and the pager already knows.
+    # Acknowledgements are not texted, because each SMS costs money and the responder who
+    # acknowledged needs no message about it.
     events: ClassVar[frozenset[str]] = frozenset({INCIDENT_TRIGGERED, INCIDENT_RESOLVED})
     options_model: ClassVar[type[NotifierOptions]] = SmsOptions
     options: SmsOptions

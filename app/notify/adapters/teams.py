@@ -1,7 +1,7 @@
 """Post an Adaptive Card to a Microsoft Teams channel through a Workflows webhook.
 
 The Workflows app's "When a Teams webhook request is received" trigger accepts a
-message with Adaptive Card attachments, the replacement for Office 365 connectors.
+message with Adaptive Card attachments.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from app.notify.adapters.http import classify_response, parse_settings, post, st
 from app.notify.base import BaseNotifier, ContactInput, DeliveryResult, Message, Target
 
 ADAPTIVE_CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
-# Adaptive Card schema 1.4 renders in Teams desktop, web and mobile.
+# The card uses no element newer than schema 1.4.
 ADAPTIVE_CARD_VERSION = "1.4"
 TITLE_MAX_CHARS = 500
 FACT_VALUE_MAX_CHARS = 500

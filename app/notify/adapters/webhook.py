@@ -78,7 +78,7 @@ def sign_with_rotation(
     """Sign with the current secret and, during a rotation, also with the previous one.
 
     The header then carries two ``v1`` values; a receiver accepts the request when any
-    of them matches the secret it knows, so it can switch secrets at its own pace.
+    of them matches the secret it stores, so it can switch secrets at its own pace.
     """
     value = sign(secret, timestamp, body)
     if previous_secret and previous_secret != secret:
@@ -91,7 +91,7 @@ def _digest(secret: str, timestamp: int, body: bytes) -> str:
 
 
 def template_context(message: Message) -> dict[str, Any]:
-    """Return the variables a body template sees: the message's fields and ``message`` itself."""
+    """Return the template variables: the message's fields, and ``message`` for all of them."""
     data = message.to_dict()
     return {**data, "message": data}
 
