@@ -369,6 +369,8 @@ async def deliver_notification(context: PagingContext, notification_id: uuid.UUI
             duration_ms,
             max_attempts=context.settings.delivery_max_attempts,
         )
+        # NOTE: users have no notification rules yet, so a failed page starts no follow-up
+        # step for its user; the escalation's next level still runs on its own timer.
         if prepared.incident_id and status in (NotificationStatus.sent, NotificationStatus.failed):
             recipient = prepared.message.recipient.get("name", "?")
             text = (
