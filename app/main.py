@@ -35,6 +35,7 @@ from app.core.migrate import head_revision
 from app.ingest.router import router as ingest_router
 from app.ingest.schemas import DOCUMENTED_BODIES
 from app.jobs.worker import Worker
+from app.notify.callbacks import router as notifier_callbacks_router
 
 log = get_logger(__name__)
 
@@ -106,6 +107,7 @@ def create_app(
     app.include_router(slack_router)
     app.include_router(twilio_router)
     app.include_router(pages_router)
+    app.include_router(notifier_callbacks_router)
     _add_operational_routes(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -8,7 +8,7 @@ import secrets
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -104,6 +104,11 @@ class Settings(BaseSettings):
     worker_heartbeat_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
     delivery_max_attempts: Annotated[int, Field(ge=1, le=50)] = 6
     delivery_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
+    notifiers: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Options per notifier, e.g. TOCSIN_NOTIFIERS__EMAIL__HOST=smtp.example.com; "
+        "see docs/notifiers.md",
+    )
 
     actions: ActionSettings = Field(default_factory=ActionSettings)
 

@@ -1,42 +1,55 @@
-"""Text helpers that respect user-perceived characters."""
+"""Text helpers that respect user-perceived characters (Unicode grapheme clusters)."""
 
 from __future__ import annotations
 
-import unicodedata
+from collections.abc import Callable
+
+import regex
 
 ELLIPSIS = "\u2026"
-_ZERO_WIDTH_JOINER = "\u200d"
+# \X matches one extended grapheme cluster as defined by Unicode's UAX #29.
+_GRAPHEME = regex.compile(r"\X")
 
 
-def _joins_previous(char: str) -> bool:
-    """Tell whether a code point belongs to the character before it."""
-    if unicodedata.combining(char) or char == _ZERO_WIDTH_JOINER:
-        return True
-    code = ord(char)
-    # Variation selectors, emoji skin-tone modifiers and tag characters.
-    return (
-        0xFE00 <= code <= 0xFE0F
-        or 0x1F3FB <= code <= 0x1F3FF
-        or 0xE0020 <= code <= 0xE007F
-        or unicodedata.category(char) == "Me"
-    )
+def utf16_length(text: str) -> int:
+    """Count UTF-16 code units, the unit Telegram and SMS (UCS-2) limits are measured in."""
+    return len(text.encode("utf-16-le")) // 2
 
 
-def truncate(text: str, max_chars: int) -> str:
-    """Shorten ``text`` to at most ``max_chars`` code points, ending with an ellipsis.
+def graphemes(text: str) -> list[str]:
+    """Split ``text`` into extended grapheme clusters."""
+    clusters: list[str] = _GRAPHEME.findall(text)
+    return clusters
 
-    The cut moves left until it no longer splits a combining sequence, an emoji
-    modifier sequence, a ZWJ sequence or a regional-indicator flag pair.
+
+def truncate(
+    text: str,
+    max_length: int,
+    *,
+    measure: Callable[[str], int] = len,
+    ellipsis: str = ELLIPSIS,
+) -> str:
+    """Shorten ``text`` so that ``measure`` of the result is at most ``max_length``.
+
+    ``measure`` defaults to code points (``len``); pass ``utf16_length`` for channels that
+    count UTF-16 code units. A measure must count each code point as one unit or more.
+    The cut falls between grapheme clusters, so it never splits a combining sequence, an
+    emoji with its modifiers, a ZWJ sequence or a flag, and the result ends with
+    ``ellipsis`` when anything was cut.
     """
-    if len(text) <= max_chars:
+    if measure(text) <= max_length:
         return text
-    cut = max(max_chars - 1, 0)
-    while cut > 0 and (_joins_previous(text[cut]) or text[cut - 1] == _ZERO_WIDTH_JOINER):
-        cut -= 1
-    # A flag is two regional indicators; count the run before the cut to avoid halving one.
-    run = 0
-    while cut - run > 0 and 0x1F1E6 <= ord(text[cut - run - 1]) <= 0x1F1FF:
-        run += 1
-    if run % 2 == 1 and cut < len(text) and 0x1F1E6 <= ord(text[cut]) <= 0x1F1FF:
-        cut -= 1
-    return text[:cut] + ELLIPSIS
+    budget = max_length - measure(ellipsis)
+    if budget < 0:
+        return ""
+    kept: list[str] = []
+    used = 0
+    # The kept clusters lie within the first budget code points, because each code point
+    # counts at least one unit. One more code point lets the scan find the next boundary.
+    for cluster in graphemes(text[: budget + 1]):
+        size = measure(cluster)
+        if used + size > budget:
+            break
+        kept.append(cluster)
+        used += size
+    return "".join(kept) + ellipsis

@@ -7,7 +7,7 @@ each one checks the current state under a row lock and writes idempotently.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -26,9 +26,10 @@ from app.escalation.models import EscalationLevel, EscalationPolicy
 from app.incidents.models import Incident, IncidentStatus, IncidentSubscriber
 from app.incidents.repository import escalation_job, insert_timeline
 from app.jobs.queue import enqueue
-from app.notify import delivery
+from app.notify import delivery, throttle
 from app.notify.base import DeliveryResult, Message, Notifier
 from app.notify.models import Notification, NotificationStatus
+from app.notify.registry import notifier_events
 from app.oncall import service as oncall
 from app.services.models import Service
 
@@ -253,28 +254,40 @@ async def _page_step(
     )
 
 
-async def send_resolved_notices(context: PagingContext, incident_id: uuid.UUID) -> None:
-    """Tell everyone who got a page for the incident that it is resolved."""
+# The incident states in which a notice about each event is still true.
+NOTICE_STATES = {
+    "incident.acknowledged": (IncidentStatus.acknowledged,),
+    "incident.resolved": (IncidentStatus.resolved, IncidentStatus.closed),
+}
+
+
+async def send_status_notices(
+    context: PagingContext, incident_id: uuid.UUID, event: str = "incident.resolved"
+) -> None:
+    """Tell everyone who got a page for the incident that it is acknowledged or resolved.
+
+    Each notice carries the external reference of the first page to that contact method
+    (Message.thread), so chat notifiers can update that message. Notifiers whose
+    ``events`` leave out ``event`` get no notice.
+    """
     async with context.sessionmaker() as session, session.begin():
         incident = await session.get(Incident, incident_id)
-        if incident is None or incident.status not in (
-            IncidentStatus.resolved,
-            IncidentStatus.closed,
-        ):
+        if incident is None or incident.status not in NOTICE_STATES[event]:
             return
         service = await session.get(Service, incident.service_id)
         assert service is not None
         connection = await raw_connection(session)
-        # Pages still waiting for a retry are moot now.
-        await connection.execute(
-            """
-            UPDATE notifications SET status = 'cancelled', updated_at = now(),
-                   last_error = 'incident resolved before delivery'
-            WHERE incident_id = $1 AND event = 'incident.triggered'
-              AND status IN ('pending', 'retrying')
-            """,
-            incident_id,
-        )
+        if event == "incident.resolved":
+            # Pages still waiting for a retry are moot now.
+            await connection.execute(
+                """
+                UPDATE notifications SET status = 'cancelled', updated_at = now(),
+                       last_error = 'incident resolved before delivery'
+                WHERE incident_id = $1 AND event = 'incident.triggered'
+                  AND status IN ('pending', 'retrying')
+                """,
+                incident_id,
+            )
         paged = (
             await session.execute(
                 select(
@@ -282,6 +295,7 @@ async def send_resolved_notices(context: PagingContext, incident_id: uuid.UUID) 
                     Notification.contact_method_id,
                     Notification.notifier,
                     Notification.message,
+                    Notification.external_ref,
                 )
                 .where(
                     Notification.incident_id == incident_id,
@@ -289,11 +303,19 @@ async def send_resolved_notices(context: PagingContext, incident_id: uuid.UUID) 
                     Notification.status == NotificationStatus.sent,
                 )
                 .ext(distinct_on(Notification.contact_method_id))
+                .order_by(Notification.contact_method_id, Notification.created_at)
             )
         ).all()
         specs = []
-        for user_id, method_id, notifier, message in paged:
-            if method_id is None:
+        noticed: set[uuid.UUID] = set()
+        # The state change's time keeps keys unique per change and stable across job retries.
+        changed_at = incident.updated_at.timestamp()
+        for user_id, method_id, notifier, message, external_ref in paged:
+            # One notice per contact method, threaded on its first page.
+            if method_id is None or method_id in noticed:
+                continue
+            noticed.add(method_id)
+            if event not in notifier_events(context.notifiers.get(notifier)):
                 continue
             specs.append(
                 delivery.NotificationSpec(
@@ -301,35 +323,24 @@ async def send_resolved_notices(context: PagingContext, incident_id: uuid.UUID) 
                     user_id=user_id,
                     contact_method_id=method_id,
                     notifier=notifier,
-                    event="incident.resolved",
+                    event=event,
                     escalation_step=None,
-                    message=build_message(
-                        context.settings,
-                        incident=incident,
-                        service=service,
-                        event="incident.resolved",
-                        recipient=message["recipient"],
-                        idempotency_key=f"{incident_id}:incident.resolved:{method_id}",
+                    message=replace(
+                        build_message(
+                            context.settings,
+                            incident=incident,
+                            service=service,
+                            event=event,
+                            recipient=message["recipient"],
+                            idempotency_key=f"{incident_id}:{event}:{changed_at}:{method_id}",
+                        ),
+                        thread=external_ref,
                     ),
                 )
             )
         notified = {spec.contact_method_id for spec in specs}
-        specs += await _subscriber_specs(
-            session, context, incident, service, "incident.resolved", notified
-        )
+        specs += await _subscriber_specs(session, context, incident, service, event, notified)
         await delivery.create_notifications(connection, specs)
-
-
-async def notify_subscribers(context: PagingContext, incident_id: uuid.UUID, event: str) -> None:
-    """Tell the incident's subscribers about a state change (``incident.acknowledged``...)."""
-    async with context.sessionmaker() as session, session.begin():
-        incident = await session.get(Incident, incident_id)
-        if incident is None:
-            return
-        service = await session.get(Service, incident.service_id)
-        assert service is not None
-        specs = await _subscriber_specs(session, context, incident, service, event, set())
-        await delivery.create_notifications(await raw_connection(session), specs)
 
 
 async def _subscriber_specs(
@@ -384,7 +395,11 @@ async def deliver_notification(context: PagingContext, notification_id: uuid.UUI
         notification = await delivery.load_pending(session, notification_id)
         if notification is None:
             return
-        incident = await session.get(Incident, notification.incident_id)
+        incident = (
+            await session.get(Incident, notification.incident_id)
+            if notification.incident_id
+            else None
+        )
         if (
             notification.event == "incident.triggered"
             and incident is not None
@@ -402,6 +417,8 @@ async def deliver_notification(context: PagingContext, notification_id: uuid.UUI
         if isinstance(prepared, str):
             notification.status = NotificationStatus.cancelled
             notification.last_error = prepared
+            return
+        if await hold_if_throttled(context, session, notification, prepared):
             return
 
     notifier = context.notifiers.get(prepared.target.kind)
@@ -421,7 +438,9 @@ async def deliver_notification(context: PagingContext, notification_id: uuid.UUI
             duration_ms,
             max_attempts=context.settings.delivery_max_attempts,
         )
-        if status in (NotificationStatus.sent, NotificationStatus.failed):
+        # NOTE: users have no notification rules yet, so a failed page starts no follow-up
+        # step for its user; the escalation's next level still runs on its own timer.
+        if prepared.incident_id and status in (NotificationStatus.sent, NotificationStatus.failed):
             recipient = prepared.message.recipient.get("name", "?")
             text = (
                 f"Notified {recipient} by {prepared.target.kind}"
@@ -442,3 +461,37 @@ async def deliver_notification(context: PagingContext, notification_id: uuid.UUI
                 actor=SYSTEM_ACTOR,
                 now=utcnow(),
             )
+
+
+async def hold_if_throttled(
+    context: PagingContext,
+    session: AsyncSession,
+    notification: Notification,
+    prepared: delivery.PreparedDelivery,
+) -> bool:
+    """Take a throttle slot for the notification, or hold it for a digest with a timeline entry."""
+    limits = throttle.limits_for(
+        prepared.target.kind, prepared.target.settings, context.settings.notifiers
+    )
+    now = utcnow()
+    free_at = await throttle.reserve_slot(session, notification, limits, now)
+    if free_at is None:
+        return False
+    await throttle.hold(session, notification, limits, free_at, now)
+    if notification.incident_id is not None:
+        recipient = prepared.message.recipient.get("name", "?")
+        await insert_timeline(
+            await raw_connection(session),
+            [
+                (
+                    notification.incident_id,
+                    "notification.throttled",
+                    f"Notification to {recipient} by {prepared.target.kind} held back by the "
+                    "rate limit; a digest will summarise it",
+                    {"notification_id": str(notification.id), "event": notification.event},
+                )
+            ],
+            actor=SYSTEM_ACTOR,
+            now=now,
+        )
+    return True

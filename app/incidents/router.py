@@ -36,6 +36,9 @@ from app.incidents.schemas import (
     SubscriberRead,
     TimelineEntryRead,
 )
+from app.notify import service as notify_service
+from app.notify.models import Notification
+from app.notify.schemas import NotificationRead
 from app.services.models import Service
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
@@ -313,3 +316,29 @@ async def _postmortem_read(session: SessionDep, postmortem: Any) -> PostmortemRe
         created_at=postmortem.created_at,
         updated_at=postmortem.updated_at,
     )
+
+
+@router.get(
+    "/{incident_id}/notifications",
+    response_model=Page[NotificationRead],
+    responses=problem_responses(400, 404),
+)
+async def list_incident_notifications(
+    incident_id: uuid.UUID,
+    session: SessionDep,
+    _: Reader,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> Page[NotificationRead]:
+    """List the incident's notifications, oldest first, each with its delivery attempts."""
+    await service.get_incident(session, incident_id)
+    notifications, next_cursor = await fetch_page(
+        session,
+        notify_service.incident_notifications_query(incident_id),
+        time_column=Notification.created_at,
+        id_column=Notification.id,
+        limit=limit,
+        cursor=cursor,
+    )
+    items = await notify_service.with_attempts(session, notifications)
+    return Page(items=items, next_cursor=next_cursor)

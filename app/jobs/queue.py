@@ -25,6 +25,7 @@ INCIDENTS_SWEEP = "incidents.sweep"
 ESCALATION_STEP = "escalation.step"
 NOTIFICATION_DELIVER = "notification.deliver"
 HEARTBEAT_CHECK = "heartbeat.check"
+NOTIFICATION_DIGEST_JOB = "notification.digest"
 
 
 @dataclass(frozen=True, slots=True)

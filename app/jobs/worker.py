@@ -34,10 +34,12 @@ from app.jobs.queue import (
     INCIDENT_TRIGGERED,
     INCIDENTS_SWEEP,
     NOTIFICATION_DELIVER,
+    NOTIFICATION_DIGEST_JOB,
     SNOOZE_ENDED,
     decode_payload,
     enqueue,
 )
+from app.notify import throttle
 from app.notify.base import NotifierContext
 from app.notify.registry import load_notifiers
 
@@ -65,17 +67,29 @@ async def _escalation_step(context: paging.PagingContext, payload: dict[str, Any
 
 
 async def _incident_resolved(context: paging.PagingContext, payload: dict[str, Any]) -> None:
-    await paging.send_resolved_notices(context, uuid.UUID(payload["incident_id"]))
+    await paging.send_status_notices(context, uuid.UUID(payload["incident_id"]), INCIDENT_RESOLVED)
+
+
+async def _incident_acknowledged(context: paging.PagingContext, payload: dict[str, Any]) -> None:
+    await paging.send_status_notices(
+        context, uuid.UUID(payload["incident_id"]), INCIDENT_ACKNOWLEDGED
+    )
+
+
+async def _notification_digest(context: paging.PagingContext, payload: dict[str, Any]) -> None:
+    contact_method_id = uuid.UUID(payload["contact_method_id"])
+    async with context.sessionmaker() as session, session.begin():
+        await throttle.create_digest(
+            session,
+            contact_method_id,
+            links={"view": f"{context.settings.public_base_url}/v1/incidents?status=triggered"},
+            min_interval=throttle.DIGEST_MIN_INTERVAL,
+            now=utcnow(),
+        )
 
 
 async def _notification_deliver(context: paging.PagingContext, payload: dict[str, Any]) -> None:
     await paging.deliver_notification(context, uuid.UUID(payload["notification_id"]))
-
-
-async def _incident_acknowledged(context: paging.PagingContext, payload: dict[str, Any]) -> None:
-    await paging.notify_subscribers(
-        context, uuid.UUID(payload["incident_id"]), "incident.acknowledged"
-    )
 
 
 async def _incident_settle(context: paging.PagingContext, payload: dict[str, Any]) -> None:
@@ -110,6 +124,7 @@ HANDLERS: dict[str, Handler] = {
     NOTIFICATION_DELIVER: _notification_deliver,
     HEARTBEAT_CHECK: check_heartbeat,
     slack_update.SLACK_MESSAGE_UPDATE: slack_update.run_update,
+    NOTIFICATION_DIGEST_JOB: _notification_digest,
 }
 
 
@@ -153,7 +168,7 @@ class Worker:
         self.context = paging.PagingContext(
             sessionmaker=sessionmaker,
             settings=settings,
-            notifiers=load_notifiers(notifier_context),
+            notifiers=load_notifiers(notifier_context, settings.notifiers),
             box=SecretBox(settings.signing_key()),
         )
         self.manager: QueueManager | None = None

@@ -20,6 +20,7 @@ from app.core.security import SecretBox
 from app.core.time import utcnow
 from app.jobs.queue import NOTIFICATION_DELIVER, Job, enqueue
 from app.notify.base import DeliveryResult, Message, Notifier, Target
+from app.notify.contacts import build_target
 from app.notify.models import DeliveryAttempt, Notification, NotificationStatus
 from app.oncall.models import ContactMethod
 
@@ -98,7 +99,8 @@ def _json_text(message: Message) -> str:
 @dataclass(frozen=True, slots=True)
 class PreparedDelivery:
     notification_id: uuid.UUID
-    incident_id: uuid.UUID
+    # None for a digest.
+    incident_id: uuid.UUID | None
     event: str
     attempt: int
     message: Message
@@ -126,16 +128,13 @@ async def prepare(
         return "contact method deleted"
     if not method.enabled:
         return "contact method disabled"
-    secret = box.decrypt(method.secret_encrypted) if method.secret_encrypted else None
     return PreparedDelivery(
         notification_id=notification.id,
         incident_id=notification.incident_id,
         event=notification.event,
         attempt=notification.attempt_count + 1,
         message=Message.from_dict(notification.message),
-        target=Target(
-            kind=method.kind, address=method.address, secret=secret, settings=method.settings
-        ),
+        target=build_target(method, box, utcnow()),
     )
 
 
@@ -200,6 +199,8 @@ async def record_attempt(
     notification.updated_at = now
     if result.ok:
         notification.sent_at = now
+        if result.external_ref:
+            notification.external_ref = result.external_ref
     await session.flush()
 
     if status == NotificationStatus.retrying:
@@ -212,7 +213,7 @@ async def record_attempt(
     log_method(
         f"delivery.{outcome}",
         notification_id=str(notification.id),
-        incident_id=str(notification.incident_id),
+        incident_id=str(notification.incident_id) if notification.incident_id else None,
         notifier=notification.notifier,
         attempt=delivery.attempt,
         status_code=result.status_code,

@@ -5,7 +5,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, func
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -18,6 +18,8 @@ class NotificationStatus(StrEnum):
     sent = "sent"
     failed = "failed"
     cancelled = "cancelled"
+    # Held back by the contact method's throttle; a digest summarises it instead.
+    throttled = "throttled"
 
 
 class Notification(IdMixin, TimestampMixin, Base):
@@ -26,9 +28,24 @@ class Notification(IdMixin, TimestampMixin, Base):
     __tablename__ = "notifications"
     __table_args__ = (
         Index("ix_notifications_incident_id_created_at", "incident_id", "created_at"),
+        Index(
+            "ix_notifications_contact_method_id_throttle_slot_at",
+            "contact_method_id",
+            "throttle_slot_at",
+            postgresql_where=text("throttle_slot_at IS NOT NULL"),
+        ),
+        Index(
+            "ix_notifications_contact_method_id_held",
+            "contact_method_id",
+            "created_at",
+            postgresql_where=text("status = 'throttled' AND digest_id IS NULL"),
+        ),
     )
 
-    incident_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    # None for a digest, which summarises notifications about several incidents.
+    incident_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE")
+    )
     user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     contact_method_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("contact_methods.id", ondelete="SET NULL")
@@ -44,6 +61,14 @@ class Notification(IdMixin, TimestampMixin, Base):
     attempt_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
+    # What the receiver returned about the message it stored (DeliveryResult.external_ref).
+    external_ref: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # When this notification took one of its contact method's throttle slots.
+    throttle_slot_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The digest that summarised this notification after the throttle held it back.
+    digest_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("notifications.id", ondelete="SET NULL")
+    )
 
 
 class DeliveryAttempt(IdMixin, Base):

@@ -42,6 +42,11 @@ class ContactMethod(IdMixin, TimestampMixin, Base):
     address: Mapped[str] = mapped_column(Text, default="", server_default="")
     # Signing secret or token, encrypted with the instance key (SecretBox).
     secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    # The signing secret before the last rotation, valid until previous_secret_expires_at.
+    previous_secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Named secret settings (tokens, credential-bearing URLs) as encrypted JSON.
+    secret_settings_encrypted: Mapped[str | None] = mapped_column(Text)
     settings: Mapped[dict[str, Any]] = mapped_column(
         JSONB, default=dict, server_default=text("'{}'::jsonb")
     )

@@ -1,19 +1,20 @@
 from __future__ import annotations
 
-import secrets
 import uuid
+from datetime import timedelta
 from typing import Annotated
-from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from sqlalchemy import func, select
 
 from app.api.auth import Principal, Scope, require
 from app.api.deps import SessionDep
 from app.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, fetch_page
-from app.core.errors import Conflict, NotFound, Unprocessable, problem_responses
+from app.core.errors import Conflict, NotFound, problem_responses
 from app.core.security import SecretBox
-from app.notify.registry import available_kinds
+from app.core.time import utcnow
+from app.notify.schemas import SecretRotated, VerificationRead
+from app.oncall import contact_methods
 from app.oncall.models import ContactMethod, User
 from app.oncall.schemas import (
     ContactMethodCreate,
@@ -113,16 +114,6 @@ async def delete_user(user_id: uuid.UUID, session: SessionDep, _: Writer) -> Non
     await session.delete(await _get_user(session, user_id))
 
 
-def _validate_address(kind: str, address: str) -> None:
-    if kind != "webhook":
-        return
-    parts = urlsplit(address)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise Unprocessable(
-            f"A webhook needs an http or https URL, got {address!r}.", field="address"
-        )
-
-
 @router.get(
     "/users/{user_id}/contact-methods",
     response_model=list[ContactMethodRead],
@@ -157,31 +148,25 @@ async def create_contact_method(
 ) -> ContactMethodCreated:
     """Add a way to reach a user. For a webhook the answer holds the signing secret once."""
     await _get_user(session, user_id)
-    kinds = available_kinds()
-    if body.kind not in kinds:
-        raise Unprocessable(
-            f"Unknown contact method kind {body.kind!r}; installed notifiers: {', '.join(kinds)}.",
-            field="kind",
-        )
-    _validate_address(body.kind, body.address)
-    secret = body.secret
-    if body.kind == "webhook" and secret is None:
-        secret = secrets.token_urlsafe(32)
-    box = SecretBox(request.app.state.settings.signing_key())
-    method = ContactMethod(
+    saved = contact_methods.new_contact_method(
+        _secret_box(request),
         user_id=user_id,
         kind=body.kind,
         name=body.name,
         address=body.address,
-        secret_encrypted=box.encrypt(secret) if secret else None,
+        secret=body.secret,
         settings=body.settings,
     )
-    session.add(method)
+    session.add(saved.method)
     await session.flush()
-    response.headers["Location"] = f"/v1/contact-methods/{method.id}"
+    response.headers["Location"] = f"/v1/contact-methods/{saved.method.id}"
     return ContactMethodCreated(
-        **ContactMethodRead.model_validate(method).model_dump(), secret=secret
+        **ContactMethodRead.model_validate(saved.method).model_dump(), secret=saved.secret
     )
+
+
+def _secret_box(request: Request) -> SecretBox:
+    return SecretBox(request.app.state.settings.signing_key())
 
 
 async def _get_contact_method(session: SessionDep, method_id: uuid.UUID) -> ContactMethod:
@@ -197,11 +182,24 @@ async def _get_contact_method(session: SessionDep, method_id: uuid.UUID) -> Cont
     responses=problem_responses(401, 403, 404, 422),
 )
 async def update_contact_method(
-    contact_method_id: uuid.UUID, body: ContactMethodUpdate, session: SessionDep, _: Writer
+    contact_method_id: uuid.UUID,
+    body: ContactMethodUpdate,
+    session: SessionDep,
+    request: Request,
+    _: Writer,
 ) -> ContactMethodRead:
-    """Rename, enable or disable a contact method."""
+    """Change a contact method; a new address, secret or settings is validated again."""
     method = await _get_contact_method(session, contact_method_id)
-    for name, value in body.model_dump(exclude_unset=True).items():
+    changes = body.model_dump(exclude_unset=True)
+    if {"address", "secret", "settings"} & set(changes):
+        contact_methods.change_contact_method(
+            _secret_box(request),
+            method,
+            address=changes.pop("address", None),
+            secret=changes.pop("secret", None),
+            settings=changes.pop("settings", None),
+        )
+    for name, value in changes.items():
         setattr(method, name, value)
     await session.flush()
     return ContactMethodRead.model_validate(method)
@@ -217,3 +215,48 @@ async def delete_contact_method(
 ) -> None:
     """Delete a contact method; pages still queued for it are cancelled."""
     await session.delete(await _get_contact_method(session, contact_method_id))
+
+
+@router.post(
+    "/contact-methods/{contact_method_id}/rotate-secret",
+    response_model=SecretRotated,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def rotate_contact_method_secret(
+    contact_method_id: uuid.UUID,
+    session: SessionDep,
+    request: Request,
+    _: Writer,
+    grace_hours: Annotated[
+        int, Query(ge=0, le=168, description="How long the old secret keeps signing, in hours")
+    ] = 24,
+) -> SecretRotated:
+    """Replace a webhook's signing secret; requests carry both signatures during the grace."""
+    method = await _get_contact_method(session, contact_method_id)
+    secret, expires_at = contact_methods.rotate_secret(
+        _secret_box(request), method, timedelta(hours=grace_hours)
+    )
+    await session.flush()
+    return SecretRotated(secret=secret, previous_secret_expires_at=expires_at)
+
+
+@router.post(
+    "/contact-methods/{contact_method_id}/test",
+    response_model=VerificationRead,
+    responses=problem_responses(401, 403, 404, 409),
+)
+async def send_test_message(
+    contact_method_id: uuid.UUID, session: SessionDep, request: Request, _: Writer
+) -> VerificationRead:
+    """Send a test message now; on success the contact method is marked verified."""
+    method = await _get_contact_method(session, contact_method_id)
+    result = await contact_methods.verify(method, _secret_box(request), request.app.state.settings)
+    if result.ok:
+        method.verified_at = utcnow()
+        await session.flush()
+    return VerificationRead(
+        ok=result.ok,
+        status_code=result.status_code,
+        error=result.error,
+        verified_at=method.verified_at,
+    )

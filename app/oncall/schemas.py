@@ -52,24 +52,42 @@ class UserRead(BaseModel):
     updated_at: datetime
 
 
+ADDRESS_DESCRIPTION = (
+    "Where to deliver: a URL (webhook; Slack, Teams, Mattermost or Discord webhook), an "
+    "e-mail address, an E.164 phone number, a Slack channel ID or a Telegram chat id. "
+    "Webhook URLs of chat services are credentials: they are stored encrypted and shown masked"
+)
+SETTINGS_DESCRIPTION = (
+    "Notifier settings, e.g. template and content_type (webhook), token (Slack), bot_token "
+    "(Telegram), throttle ('5/15m,11/1h' or 'off'). Tokens are stored encrypted and not "
+    "returned; see docs/notifiers.md"
+)
+
+
 class ContactMethodCreate(BaseModel):
-    kind: str = Field(description="A notifier name: webhook, log, ...")
+    kind: str = Field(description="A notifier name: webhook, slack, email, sms, log, ...")
     name: str = Field(default="", max_length=200)
-    address: str = Field(
-        default="", max_length=2048, description="URL, e-mail address or phone number"
-    )
+    address: str = Field(default="", max_length=2048, description=ADDRESS_DESCRIPTION)
     secret: str | None = Field(
         default=None,
         min_length=16,
         max_length=512,
         description="Webhook signing secret; generated when left out",
     )
-    settings: dict[str, Any] = Field(default_factory=dict)
+    settings: dict[str, Any] = Field(default_factory=dict, description=SETTINGS_DESCRIPTION)
 
 
 class ContactMethodUpdate(BaseModel):
     name: str | None = Field(default=None, max_length=200)
     enabled: bool | None = None
+    address: str | None = Field(default=None, max_length=2048, description=ADDRESS_DESCRIPTION)
+    secret: str | None = Field(
+        default=None, min_length=16, max_length=512, description="A new webhook signing secret"
+    )
+    settings: dict[str, Any] | None = Field(
+        default=None,
+        description=SETTINGS_DESCRIPTION + ". Secret settings left out keep their values",
+    )
 
 
 class ContactMethodRead(BaseModel):

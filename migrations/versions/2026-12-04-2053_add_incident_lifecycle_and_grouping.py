@@ -1,7 +1,7 @@
 """add incident lifecycle and grouping settings
 
 Revision ID: 6979aa35e42d
-Revises: 5a09e1e121d6
+Revises: 8110db5f29fc
 Create Date: 2026-12-04 20:53:21.270801
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = '6979aa35e42d'
-down_revision: str | None = '5a09e1e121d6'
+down_revision: str | None = '8110db5f29fc'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

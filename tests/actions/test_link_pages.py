@@ -79,8 +79,8 @@ class TestPageLinks:
             links=paged.links,
         )
         text = render_text(message)
-        assert f"acknowledge: {paged.links['acknowledge']}" in text
-        assert f"view: {paged.links['view']}" in text
+        assert f"Acknowledge: {paged.links['acknowledge']}" in text
+        assert f"View: {paged.links['view']}" in text
 
 
 class TestConfirmPage:

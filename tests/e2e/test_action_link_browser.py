@@ -107,7 +107,7 @@ async def test_link_from_page_acknowledges_in_browser(
     pages = [record.getMessage() for record in caplog.records if record.name == "tocsin.page"]
     assert len(pages) == 1, pages
     (output_dir / "page.txt").write_text(pages[0])
-    found = re.search(r"acknowledge: (\S+)", pages[0])
+    found = re.search(r"Acknowledge: (\S+)", pages[0])
     assert found is not None, pages[0]
     link = found.group(1)
     assert link.startswith(f"{live_server}/a/")

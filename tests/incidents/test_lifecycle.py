@@ -135,7 +135,8 @@ async def test_acknowledgement_timeout_restarts_escalation(
     detail = (await client.get(f"/v1/incidents/{incident_id}", headers=auth)).json()
     assert detail["status"] == "triggered"
     assert detail["acknowledged_at"] is None
-    assert len(receiver.requests) == 2
+    events = [json.loads(request.body)["event"] for request in receiver.requests]
+    assert events == ["incident.triggered", "incident.acknowledged", "incident.triggered"]
     assert "incident.acknowledgement_timed_out" in await kinds(raw_db, incident_id)
 
 
@@ -302,6 +303,7 @@ async def test_subscriber_gets_state_changes(
     await drain_jobs(raw_db, paging)
     assert receiver.requests == []  # subscribers are not paged
     await client.post(f"/v1/incidents/{incident_id}/acknowledge", headers=auth)
+    await drain_jobs(raw_db, paging)
     await client.post(f"/v1/incidents/{incident_id}/resolve", headers=auth)
     await drain_jobs(raw_db, paging)
     events = [json.loads(request.body)["event"] for request in receiver.requests]

@@ -178,9 +178,9 @@ async def test_resolved_notice_goes_to_those_paged(
     assert events == ["incident.triggered", "incident.resolved"]
     # Running the resolved job again (a worker died before logging it) sends nothing new.
     incident_id = await raw_db.fetchval("SELECT id FROM incidents")
-    from app.incidents.paging import send_resolved_notices
+    from app.incidents.paging import send_status_notices
 
-    await send_resolved_notices(paging, incident_id)
+    await send_status_notices(paging, incident_id)
     await drain_jobs(raw_db, paging)
     assert len(receiver.requests) == 2
 

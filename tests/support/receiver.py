@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
 
 import uvicorn
 from starlette.applications import Starlette
@@ -20,13 +24,22 @@ class ReceivedRequest:
     path: str
     headers: dict[str, str]
     body: bytes
+    query: str = ""
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def form(self) -> dict[str, str]:
+        return {key: values[0] for key, values in parse_qs(self.body.decode()).items()}
 
 
 @dataclass
 class Receiver:
     """An HTTP endpoint that records requests and replies with the next queued status.
 
-    The status is 200 once the queue is empty.
+    The status is 200 once the queue is empty. When the queued status is 2xx or the queue
+    is empty, ``respond`` (if set) builds the response instead, so a fake service can
+    speak its protocol.
     """
 
     host: str = "127.0.0.1"
@@ -35,22 +48,29 @@ class Receiver:
     statuses: deque[int] = field(default_factory=deque)
     headers_for_status: dict[int, dict[str, str]] = field(default_factory=dict)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    respond: Callable[[ReceivedRequest], Response] | None = None
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/hook"
 
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
     async def _handle(self, request: Request) -> Response:
-        self.requests.append(
-            ReceivedRequest(
-                method=request.method,
-                path=request.url.path,
-                headers={key.lower(): value for key, value in request.headers.items()},
-                body=await request.body(),
-            )
+        received = ReceivedRequest(
+            method=request.method,
+            path=request.url.path,
+            headers={key.lower(): value for key, value in request.headers.items()},
+            body=await request.body(),
+            query=request.url.query,
         )
+        self.requests.append(received)
         self.arrived.set()
         status = self.statuses.popleft() if self.statuses else 200
+        if status < 300 and self.respond is not None:
+            return self.respond(received)
         return Response(
             content=b"ok" if status < 400 else b"receiver error",
             status_code=status,
@@ -78,7 +98,13 @@ class RunningServer:
         self.receiver = receiver
         receiver.port = receiver.port or free_port()
         app = Starlette(
-            routes=[Route("/{path:path}", receiver._handle, methods=["GET", "POST", "PUT"])]
+            routes=[
+                Route(
+                    "/{path:path}",
+                    receiver._handle,
+                    methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                )
+            ]
         )
         config = uvicorn.Config(
             app,

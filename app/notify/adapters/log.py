@@ -5,29 +5,24 @@ from __future__ import annotations
 import logging
 from typing import ClassVar
 
-from app.notify.base import DeliveryResult, Message, NotifierContext, Target
+from app.notify import render
+from app.notify.base import BaseNotifier, DeliveryResult, Message, Target
 
 page_log = logging.getLogger("tocsin.page")
 
 
 def render_text(message: Message) -> str:
-    incident = message.incident
-    lines = [
-        f"[{message.event}] #{incident['number']} {incident['title']}",
-        f"  service: {incident['service']['name']}  priority: {incident.get('priority') or '-'}"
-        f"  status: {incident['status']}",
-        f"  to: {message.recipient.get('name', '?')}",
-    ]
-    lines += [f"  {action}: {url}" for action, url in message.links.items()]
-    return "\n".join(lines)
+    lines = render.plain_text(message).splitlines()
+    lines.insert(1, f"to: {message.recipient.get('name', '?')}")
+    return "\n  ".join(lines)
 
 
-class LogNotifier:
+class LogNotifier(BaseNotifier):
     kind: ClassVar[str] = "log"
 
-    def __init__(self, context: NotifierContext) -> None:
-        self.context = context
+    def render(self, message: Message, target: Target) -> str:
+        return render_text(message)
 
     async def send(self, message: Message, target: Target) -> DeliveryResult:
-        page_log.warning("PAGE %s", render_text(message))
+        page_log.warning("PAGE %s", self.render(message, target))
         return DeliveryResult(ok=True)
