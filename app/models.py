@@ -5,7 +5,17 @@ from app.core.models import Base
 from app.escalation.models import EscalationLevel, EscalationPolicy
 from app.incidents.models import Alert, Event, Incident, TimelineEntry
 from app.notify.models import DeliveryAttempt, Notification
-from app.oncall.models import ContactMethod, User
+from app.oncall.models import (
+    ContactMethod,
+    NotificationRule,
+    Schedule,
+    ScheduleLayer,
+    ScheduleLayerMember,
+    ScheduleOverride,
+    Team,
+    TeamMember,
+    User,
+)
 from app.services.models import Integration, Service
 
 __all__ = [
@@ -20,7 +30,14 @@ __all__ = [
     "Incident",
     "Integration",
     "Notification",
+    "NotificationRule",
+    "Schedule",
+    "ScheduleLayer",
+    "ScheduleLayerMember",
+    "ScheduleOverride",
     "Service",
+    "Team",
+    "TeamMember",
     "TimelineEntry",
     "User",
 ]

@@ -15,7 +15,8 @@ from app.api.pagination import (
     fetch_page,
 )
 from app.core.errors import BadRequest, problem_responses
-from app.incidents import service
+from app.escalation.schemas import EscalateIn, ReassignIn
+from app.incidents import escalation_actions, service
 from app.incidents.models import Incident, IncidentStatus
 from app.incidents.schemas import (
     AlertRead,
@@ -104,4 +105,34 @@ async def resolve_incident(
 ) -> IncidentRead:
     """Resolve an incident and its alerts; responders already paged get a resolved notice."""
     incident = await service.resolve(session, incident_id, actor=principal.as_actor())
+    return IncidentRead.model_validate(incident)
+
+
+@router.post(
+    "/{incident_id}/escalate",
+    response_model=IncidentRead,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def escalate_incident(
+    incident_id: uuid.UUID, body: EscalateIn, session: SessionDep, principal: Writer
+) -> IncidentRead:
+    """Page a level of the incident's escalation policy now; escalation goes on from there."""
+    incident = await escalation_actions.escalate(
+        session, incident_id, level=body.level, actor=principal.as_actor()
+    )
+    return IncidentRead.model_validate(incident)
+
+
+@router.post(
+    "/{incident_id}/reassign",
+    response_model=IncidentRead,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def reassign_incident(
+    incident_id: uuid.UUID, body: ReassignIn, session: SessionDep, principal: Writer
+) -> IncidentRead:
+    """Page a user now in place of those paged so far; the policy goes on behind them."""
+    incident = await escalation_actions.reassign(
+        session, incident_id, user_id=body.user_id, actor=principal.as_actor()
+    )
     return IncidentRead.model_validate(incident)

@@ -20,16 +20,20 @@ from app.core.config import Settings
 from app.core.db import connect_raw
 from app.core.logging import get_logger
 from app.core.security import SecretBox
-from app.incidents import paging
+from app.incidents import escalation_actions, paging
 from app.jobs.queue import (
+    CONTACT_METHOD_VERIFICATION,
     ESCALATION_STEP,
+    INCIDENT_REASSIGNED,
     INCIDENT_RESOLVED,
     INCIDENT_TRIGGERED,
     NOTIFICATION_DELIVER,
+    NOTIFICATION_RULE_STEP,
     decode_payload,
 )
 from app.notify.base import NotifierContext
 from app.notify.registry import load_notifiers
+from app.oncall import verification
 
 log = get_logger(__name__)
 
@@ -59,11 +63,25 @@ async def _notification_deliver(context: paging.PagingContext, payload: dict[str
     await paging.deliver_notification(context, uuid.UUID(payload["notification_id"]))
 
 
+async def _contact_method_verification(
+    context: paging.PagingContext, payload: dict[str, Any]
+) -> None:
+    await verification.send_code(
+        context.sessionmaker,
+        context.notifiers,
+        context.box,
+        uuid.UUID(payload["contact_method_id"]),
+    )
+
+
 HANDLERS: dict[str, Handler] = {
     INCIDENT_TRIGGERED: _incident_triggered,
     ESCALATION_STEP: _escalation_step,
     INCIDENT_RESOLVED: _incident_resolved,
     NOTIFICATION_DELIVER: _notification_deliver,
+    NOTIFICATION_RULE_STEP: paging.run_notification_rule_step,
+    INCIDENT_REASSIGNED: escalation_actions.run_reassign_page,
+    CONTACT_METHOD_VERIFICATION: _contact_method_verification,
 }
 
 

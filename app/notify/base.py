@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import httpx
 
@@ -80,6 +80,19 @@ class Notifier(Protocol):
 
     async def send(self, message: Message, target: Target) -> DeliveryResult:
         """Deliver one message once; never raise for delivery failures, report them."""
+        ...
+
+
+@runtime_checkable
+class VerifyingNotifier(Notifier, Protocol):
+    """A notifier that can prove a person receives what it sends (SMS, voice, e-mail).
+
+    Contact methods of such a notifier are paged only after their owner has entered the
+    code it delivered. Notifiers without this method deliver to unverified contact methods.
+    """
+
+    async def send_verification(self, target: Target, code: str) -> DeliveryResult:
+        """Deliver ``code`` to ``target`` once; report failures instead of raising."""
         ...
 
 

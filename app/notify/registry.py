@@ -27,3 +27,20 @@ def load_notifiers(context: NotifierContext) -> dict[str, Notifier]:
         except Exception:
             log.exception("notifier.load_failed", notifier=entry.name, target=entry.value)
     return notifiers
+
+
+def supports_verification(notifier: object) -> bool:
+    """Tell whether a notifier (instance or class) can send verification codes."""
+    return callable(getattr(notifier, "send_verification", None))
+
+
+def verifying_kinds() -> frozenset[str]:
+    """Return the installed notifier kinds whose contact methods need verification."""
+    kinds = set()
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            if supports_verification(entry.load()):
+                kinds.add(entry.name)
+        except Exception:
+            log.exception("notifier.load_failed", notifier=entry.name, target=entry.value)
+    return frozenset(kinds)

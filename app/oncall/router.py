@@ -24,6 +24,7 @@ from app.oncall.schemas import (
     UserRead,
     UserUpdate,
 )
+from app.oncall.user_routes import add_user_routes
 
 router = APIRouter(tags=["users"])
 
@@ -217,3 +218,6 @@ async def delete_contact_method(
 ) -> None:
     """Delete a contact method; pages still queued for it are cancelled."""
     await session.delete(await _get_contact_method(session, contact_method_id))
+
+
+add_user_routes(router)

@@ -12,6 +12,7 @@ mapped to instants by ``localtime.to_instant``.
 from __future__ import annotations
 
 import heapq
+import itertools
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -303,7 +304,7 @@ def _sweep(
     result: list[Shift] = []
     active: list[_Candidate] = []
     next_index = 0
-    for piece_start, piece_end in zip(boundaries, boundaries[1:], strict=False):
+    for piece_start, piece_end in itertools.pairwise(boundaries):
         while next_index < len(ranked) and ranked[next_index][1].start <= piece_start:
             rank, shift = ranked[next_index]
             heapq.heappush(active, _Candidate((-rank[0], -rank[1], -rank[2]), shift.end, shift))
