@@ -30,6 +30,10 @@ class IdMixin:
 
 
 class TimestampMixin:
+    # Read back updated_at (set by the database on UPDATE) in the same statement, so it
+    # can be serialised after a flush without a lazy load, which async sessions forbid.
+    __mapper_args__ = {"eager_defaults": True}
+
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False
     )
