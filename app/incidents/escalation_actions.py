@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import asyncpg
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,7 +30,7 @@ from app.incidents.paging import (
     escalation_job,
 )
 from app.incidents.service import get_incident
-from app.jobs.queue import INCIDENT_REASSIGNED, Job, cancel_queued, enqueue
+from app.jobs.queue import ESCALATION_STEP, INCIDENT_REASSIGNED, Job, cancel_queued, enqueue
 from app.oncall import notification_rules
 from app.oncall.models import User
 from app.services.models import Service
@@ -62,6 +63,16 @@ async def _ensure_snapshot(session: AsyncSession, incident: Incident) -> dict[st
             policy_id = service.escalation_policy_id
         incident.escalation_snapshot = await escalation_service.load_snapshot(session, policy_id)
     return incident.escalation_snapshot
+
+
+async def _cancel_pending_pages(connection: asyncpg.Connection, incident_id: uuid.UUID) -> int:
+    """Cancel the incident's queued automatic step and its users' rule steps.
+
+    Their handlers would find them stale anyway (the step number moved on); cancelling
+    keeps the queue honest. Returns how many rule steps were cancelled.
+    """
+    await cancel_queued(connection, f"{ESCALATION_STEP}:{incident_id}:")
+    return await cancel_queued(connection, dispatch.rule_step_dedupe_prefix(incident_id))
 
 
 def _retrigger(incident: Incident, actor: dict[str, Any], reason: str) -> list[Entry]:
@@ -114,7 +125,7 @@ async def escalate(
     await session.flush()
 
     connection = await raw_connection(session)
-    cancelled = await cancel_queued(connection, dispatch.rule_step_dedupe_prefix(incident.id))
+    cancelled = await _cancel_pending_pages(connection, incident.id)
     await enqueue(connection, [escalation_job(incident.id, step)])
     entries.append(
         (
@@ -152,13 +163,14 @@ async def reassign(
 
     now = utcnow()
     entries = _retrigger(incident, actor, f"reassigned to {user.name}")
+    # One step number for the page of the user, the next for the policy's next level.
     step = incident.escalation_step + 1
-    incident.escalation_step = step
+    incident.escalation_step = step + 1
     incident.updated_at = now
     await session.flush()
 
     connection = await raw_connection(session)
-    cancelled = await cancel_queued(connection, dispatch.rule_step_dedupe_prefix(incident.id))
+    cancelled = await _cancel_pending_pages(connection, incident.id)
     jobs = [reassign_job(incident.id, user.id, step)]
     frozen = await _ensure_snapshot(session, incident)
     # The level last paged sets how long the user has before the policy moves on; before
@@ -167,7 +179,7 @@ async def reassign(
     if frozen is not None:
         delay = engine.level_delay(frozen, max(incident.escalation_position - 1, 0))
     if delay is not None:
-        jobs.append(escalation_job(incident.id, step, delay))
+        jobs.append(escalation_job(incident.id, step + 1, delay))
     await enqueue(connection, jobs)
     entries.append(
         (

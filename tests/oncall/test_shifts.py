@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -99,7 +100,7 @@ def test_hourly_rotation_over_fall_back_has_no_overlap() -> None:
 
     shifts = final_shifts([layer], [], tz, start, end)
 
-    for before, after in zip(shifts, shifts[1:], strict=False):
+    for before, after in itertools.pairwise(shifts):
         assert before.end == after.start
     durations = {shift.start: shift.end - shift.start for shift in shifts}
     # The local hour 01:00-02:00 happens twice, so that turn lasts two real hours.

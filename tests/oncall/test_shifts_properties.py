@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
+from functools import cache
 from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, event, given, settings
@@ -16,7 +17,6 @@ from app.oncall.shifts import (
     Override,
     Restriction,
     Rotation,
-    RotationUnit,
     Shift,
     SourceType,
     final_shifts,
@@ -32,7 +32,7 @@ PROPERTY_SETTINGS = settings(
 )
 
 
-@lru_cache(maxsize=None)
+@cache
 def transitions(zone_name: str) -> tuple[datetime, ...]:
     """Return the instants from 2019 to 2034 at which the zone's UTC offset changes."""
     tz = ZoneInfo(zone_name)
@@ -92,7 +92,7 @@ def assert_tiles(shifts: list[Shift], start: datetime, end: datetime) -> None:
     assert shifts, "no shifts in a window the rotation covers"
     assert shifts[0].start == start
     assert shifts[-1].end == end
-    for before, after in zip(shifts, shifts[1:], strict=False):
+    for before, after in itertools.pairwise(shifts):
         assert before.end == after.start, f"gap or overlap between {before} and {after}"
     for shift in shifts:
         assert shift.end > shift.start, f"empty shift {shift}"
