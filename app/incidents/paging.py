@@ -264,19 +264,20 @@ async def send_resolved_notices(context: PagingContext, incident_id: uuid.UUID) 
                     Notification.contact_method_id,
                     Notification.notifier,
                     Notification.message,
-                )
-                .where(
+                ).where(
                     Notification.incident_id == incident_id,
                     Notification.event == "incident.triggered",
                     Notification.status == NotificationStatus.sent,
                 )
-                .distinct(Notification.contact_method_id)
             )
         ).all()
         specs = []
+        # One notice per contact method, however many pages it carried.
+        notified: set[uuid.UUID] = set()
         for user_id, method_id, notifier, message in paged:
-            if method_id is None:
+            if method_id is None or method_id in notified:
                 continue
+            notified.add(method_id)
             specs.append(
                 delivery.NotificationSpec(
                     incident_id=incident_id,
