@@ -6,8 +6,8 @@ from app.api.keys import router as api_keys_router
 from app.core.errors import problem_responses
 from app.escalation.router import router as escalation_router
 from app.incidents.router import router as incidents_router
+from app.oncall.calendar_router import router as calendars_router
 from app.oncall.router import router as oncall_router
-from app.oncall.schedules_router import feeds_router as calendar_feeds_router
 from app.oncall.schedules_router import router as schedules_router
 from app.oncall.teams_router import router as teams_router
 from app.services.router import router as services_router
@@ -21,4 +21,4 @@ api_router.include_router(escalation_router)
 api_router.include_router(api_keys_router)
 api_router.include_router(schedules_router)
 api_router.include_router(teams_router)
-api_router.include_router(calendar_feeds_router)
+api_router.include_router(calendars_router)

@@ -1,7 +1,7 @@
 """Page users by their notification rules: notifications now, durable jobs for later rules.
 
-The caller (the incidents domain) decides that users are paged and how a message reads;
-this module turns each user's rule steps into notifications and into
+The caller (the incidents domain) decides that users are paged and how a message reads.
+This module turns each user's rule steps into notifications, and into
 ``notification.rule_step`` jobs due after the rule's delay. A rule-step job acts only if
 the incident is still triggered when it fires, so acknowledge and resolve cancel it.
 """
@@ -40,7 +40,7 @@ def reachability_of(notifiers: Mapping[str, object]) -> Reachability:
 
 
 def idempotency_key(key_prefix: str, method_id: uuid.UUID, delay_minutes: int) -> str:
-    # Rules without delay keep the plain key, so a receiver sees one key per page.
+    # Rules without delay keep the plain key, so a receiver gets one key per page.
     suffix = f":+{delay_minutes}m" if delay_minutes else ""
     return f"{key_prefix}:{method_id}{suffix}"
 

@@ -45,8 +45,8 @@ def plan_step(frozen: dict[str, Any], position: int) -> StepPlan | None:
     """Describe the step at ``position`` of a frozen policy, or None when it has run out.
 
     Position n pages level n mod L in cycle n div L. After a level's targets are paged,
-    the next step waits that level's delay; after the last level it goes back to the
-    first while repeats remain.
+    the next step waits that level's delay. After the last level the policy starts again
+    at the first level while repeats remain.
     """
     levels = frozen["levels"]
     if not levels or position < 0 or position >= total_steps(frozen):

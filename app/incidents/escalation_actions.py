@@ -1,9 +1,9 @@
 """Manual escalation: escalate an incident to a level, reassign it to a user.
 
 Both are actions on an open incident. An acknowledged incident goes back to triggered,
-because someone is asking for more help. Pending automatic steps and the pending
-notification-rule steps of users paged before are cancelled; the new page itself is a
-durable job committed with the action.
+because someone is asking for more help. The pending automatic step and the pending
+notification-rule steps of users paged before are cancelled. The new page is a durable
+job committed with the action.
 """
 
 from __future__ import annotations

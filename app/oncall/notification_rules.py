@@ -21,7 +21,7 @@ from app.oncall.models import ContactMethod, NotificationRule, User
 
 @dataclass(frozen=True, slots=True)
 class Reachability:
-    """Which contact methods can carry a page on this installation."""
+    """The rules that decide which contact methods can carry a page on this installation."""
 
     installed_kinds: frozenset[str]
     # Kinds whose notifier sends verification codes; their methods must be verified.

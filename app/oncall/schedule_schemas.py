@@ -19,7 +19,7 @@ from app.oncall.shifts import RotationUnit, SourceType
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Weekday = Annotated[int, Field(ge=0, le=6, description="0 is Monday, 6 is Sunday")]
 
-# Longest rotation turn per unit; on-call look-ups search a year ahead for a shift's end.
+# Maximum rotation turn per unit, well below the year that on-call look-ups search ahead.
 MAX_ROTATION_LENGTH = {RotationUnit.hours: 336, RotationUnit.days: 90, RotationUnit.weeks: 12}
 
 
@@ -110,7 +110,7 @@ class LayerRead(BaseModel):
     shift_count: int = Field(description="Imported shifts (calendar layers); 0 for rotations")
 
 
-class Warning(BaseModel):
+class ReachabilityWarning(BaseModel):
     user_id: uuid.UUID
     message: str
 
@@ -146,7 +146,9 @@ class ScheduleRead(BaseModel):
     description: str
     time_zone: str
     layers: list[LayerRead]
-    warnings: list[Warning] = Field(description="Users on the schedule that no page can reach")
+    warnings: list[ReachabilityWarning] = Field(
+        description="Users on the schedule that no page can reach"
+    )
     created_at: datetime
     updated_at: datetime
 

@@ -44,6 +44,15 @@ async def get_schedule(session: AsyncSession, schedule_id: uuid.UUID) -> Schedul
     return schedule
 
 
+async def get_layer(
+    session: AsyncSession, schedule_id: uuid.UUID, layer_id: uuid.UUID
+) -> LoadedLayer:
+    for loaded in await load_layers(session, schedule_id):
+        if loaded.row.id == layer_id:
+            return loaded
+    raise NotFound(f"Schedule {schedule_id} has no layer {layer_id}.", field="layer_id")
+
+
 async def load_layers(session: AsyncSession, schedule_id: uuid.UUID) -> list[LoadedLayer]:
     rows = (
         await session.scalars(
@@ -100,7 +109,11 @@ def to_layer(loaded: LoadedLayer) -> shifts.Layer:
             for item in loaded.fixed_shifts
         )
         return shifts.Layer(id=row.id, name=row.name, priority=row.position, fixed_shifts=fixed)
-    assert row.rotation_unit and row.rotation_length and row.start_date and row.handoff_time
+    # The rotation columns are set together whenever kind is rotation.
+    assert row.rotation_unit is not None
+    assert row.rotation_length is not None
+    assert row.start_date is not None
+    assert row.handoff_time is not None
     unit = shifts.RotationUnit(row.rotation_unit)
     rotation = shifts.Rotation(
         members=tuple(loaded.members),

@@ -146,7 +146,7 @@ class TeamCreate(BaseModel):
     name: Name
     description: str = Field(default="", max_length=10_000)
     schedule_id: uuid.UUID | None = Field(
-        default=None, description="Whoever is on call here is the team's on-call"
+        default=None, description="The schedule whose current on-call is the team's on-call"
     )
     escalation_policy_id: uuid.UUID | None = None
     members: list[TeamMemberIn] = Field(default_factory=list, max_length=500)

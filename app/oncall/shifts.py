@@ -1,11 +1,11 @@
 """Compute who is on call: rotation shifts, restrictions, layers and overrides. No I/O.
 
-A schedule is a stack of layers plus overrides. Each layer yields shifts; where several
-layers have someone at the same instant the layer with the highest ``priority`` wins, and
+A schedule is a stack of layers plus overrides. Each layer yields shifts. Where several
+layers have someone at the same instant, the layer with the highest ``priority`` wins, and
 an override beats every layer. Shift boundaries of the layers stay where they are: an
 override in the middle of a shift splits it into the part before and the part after.
 
-All instants are aware UTC datetimes; rotation boundaries are defined in local time and
+All instants are aware UTC datetimes. Rotation boundaries are defined in local time and
 mapped to instants by ``localtime.to_instant``.
 """
 

@@ -1,4 +1,4 @@
-"""Routes for notification rules, contact-method verification and per-user calendars."""
+"""Routes for notification rules and contact-method verification."""
 
 from __future__ import annotations
 
@@ -16,11 +16,9 @@ from app.core.errors import Conflict, NotFound, Unprocessable, problem_responses
 from app.core.security import SecretBox
 from app.jobs.queue import enqueue
 from app.notify.registry import verifying_kinds
-from app.oncall import schedules, verification
-from app.oncall.calendar_feeds import calendar_response, export_window, feed_token
+from app.oncall import verification
 from app.oncall.models import ContactMethod, NotificationRule, Urgency, User
 from app.oncall.notification_rules import installed_reachability, plan_rule_steps
-from app.oncall.schedule_schemas import CalendarFeedRead
 from app.oncall.schemas import (
     ContactMethodRead,
     NotificationRuleCreate,
@@ -227,37 +225,3 @@ def add_user_routes(router: APIRouter) -> None:
             raise
         await session.flush()
         return ContactMethodRead.model_validate(method)
-
-    @router.get(
-        "/users/{user_id}/calendar.ics",
-        response_class=Response,
-        responses={
-            200: {"content": {"text/calendar": {"schema": {"type": "string"}}}},
-            **problem_responses(401, 403, 404),
-        },
-    )
-    async def export_user_calendar(user_id: uuid.UUID, session: SessionDep, _: Reader) -> Response:
-        """Export a user's on-call shifts across schedules (7 days back to 90 days ahead)."""
-        await _user(session, user_id)
-        return await calendar_response(
-            session,
-            sources=await schedules.schedules_of_user(session, user_id),
-            user_id=user_id,
-            window=export_window(None, None),
-        )
-
-    @router.get(
-        "/users/{user_id}/calendar-feed",
-        response_model=CalendarFeedRead,
-        responses=problem_responses(401, 403, 404),
-    )
-    async def get_user_feed(
-        user_id: uuid.UUID, session: SessionDep, request: Request, _: Reader
-    ) -> CalendarFeedRead:
-        """Return a calendar subscription URL for the user, signed so it needs no API key."""
-        await _user(session, user_id)
-        settings = request.app.state.settings
-        token = feed_token(settings.signing_key(), "user", user_id)
-        return CalendarFeedRead(
-            url=f"{settings.public_base_url}/v1/calendars/users/{user_id}.ics?token={token}"
-        )

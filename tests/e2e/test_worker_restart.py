@@ -1,7 +1,7 @@
 """Kill the worker between two escalation levels; a new worker pages the next level once.
 
 Two real ``tocsin worker`` processes run against the test database. The first pages
-level 1 and is killed with SIGKILL while level 2 waits as a delayed job; the second
+level 1 and is killed with SIGKILL while level 2 waits as a delayed job. The second
 starts and must page level 2 exactly once, on time. The delay between the job's due time
 and the page leaving is printed (run with ``-s`` to see it).
 """
@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.e2e]
 TOCSIN = Path(sys.executable).with_name("tocsin")
 # How far ahead the delayed step is moved, so the second worker is listening before it.
 DUE_AFTER = timedelta(seconds=6)
-# The issue's bound for an idle system: a level pages within a second of its due time.
+# On an idle system a level must page within a second of its due time.
 ON_TIME = timedelta(seconds=1)
 
 
@@ -110,7 +110,7 @@ async def wait_until(
             await asyncio.sleep(0.05)
 
 
-async def test_killed_worker_between_levels_pages_next_level_once_on_time(
+async def test_restarted_worker_pages_level_once(
     client: httpx.AsyncClient,
     auth: dict[str, str],
     demo: dict[str, Any],

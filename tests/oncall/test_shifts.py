@@ -167,7 +167,7 @@ def test_later_override_wins_where_overrides_overlap() -> None:
     ]
 
 
-def test_restricted_layer_leaves_gaps_and_lower_layer_fills_them() -> None:
+def test_restricted_layer_lets_lower_through() -> None:
     tz = ZoneInfo("Asia/Kolkata")
     business_hours = Restriction(start_time=time(9), end_time=time(17))
     top = Layer(

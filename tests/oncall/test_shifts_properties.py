@@ -258,7 +258,7 @@ def test_higher_layer_wins_inside_its_restrictions(
         expected = top_user if top_user is not None else who_at(bottom_only, point)
         assert who_at(combined, point) == expected, f"at {point}"
         # The second pass through a repeated hour reads the same on the clock as the
-        # first, so the wall clock alone cannot say which side of a boundary it is on.
+        # first, so the wall clock alone cannot tell which side of a boundary it is on.
         if point.astimezone(tz).fold == 0:
             inside = inside_restriction(to_local(point, tz), restriction)
             assert (top_user is not None) == inside, f"restriction at {to_local(point, tz)}"
