@@ -205,7 +205,7 @@ class ShiftRead(BaseModel):
 class ShiftsRead(BaseModel):
     schedule_id: uuid.UUID
     time_zone: str
-    start: datetime = Field(description="Shifts are clipped to [start, end)")
+    start: datetime = Field(description="Start of the window; shifts are clipped to [start, end)")
     end: datetime
     shifts: list[ShiftRead]
 

@@ -268,7 +268,7 @@ async def reorder_layers(
             "layer_order must list every layer id of the schedule exactly once.",
             field="layer_order",
         )
-    # Two passes, so the unique (schedule, position) index never sees a duplicate.
+    # Two passes, so the unique (schedule, position) index never meets a duplicate.
     for offset, layer_id in enumerate(order):
         layers[layer_id].position = len(order) + offset
     await session.flush()
