@@ -6,13 +6,14 @@ import uuid
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import NotFound, Unprocessable
+from app.core.time import utcnow
 from app.oncall import shifts
 from app.oncall.localtime import zone
 from app.oncall.models import (
@@ -285,7 +286,7 @@ async def user_ids_on_schedule(session: AsyncSession, schedule_id: uuid.UUID) ->
             seen.setdefault(user_id, None)
         for item in loaded.row.fixed_shifts:
             seen.setdefault(uuid.UUID(item["user_id"]), None)
-    now = datetime.now(UTC)
+    now = utcnow()
     overrides = await session.scalars(
         select(ScheduleOverride.user_id).where(
             ScheduleOverride.schedule_id == schedule_id, ScheduleOverride.end_at > now
