@@ -14,7 +14,17 @@ from app.incidents.models import (
 )
 from app.ingest.models import ChangeEvent, Heartbeat
 from app.notify.models import DeliveryAttempt, Notification
-from app.oncall.models import ContactMethod, User
+from app.oncall.models import (
+    ContactMethod,
+    NotificationRule,
+    Schedule,
+    ScheduleLayer,
+    ScheduleLayerMember,
+    ScheduleOverride,
+    Team,
+    TeamMember,
+    User,
+)
 from app.services.models import Integration, Service
 
 __all__ = [
@@ -34,8 +44,15 @@ __all__ = [
     "IncidentSubscriber",
     "Integration",
     "Notification",
+    "NotificationRule",
     "Postmortem",
+    "Schedule",
+    "ScheduleLayer",
+    "ScheduleLayerMember",
+    "ScheduleOverride",
     "Service",
+    "Team",
+    "TeamMember",
     "TimelineEntry",
     "User",
 ]

@@ -18,13 +18,14 @@ LINK_PATH = "/a/"
 def has_next_level(incident: Incident, *, next_step: int | None = None) -> bool:
     """Tell whether the frozen escalation policy still has a step to page.
 
-    ``next_step`` defaults to the incident's next step. Paging moves that counter only
-    after it builds its messages, so it passes the step after the one it is paging.
+    ``next_step`` defaults to the incident's next position in the policy. Paging moves
+    that position only after it builds its messages, so it passes the position after the
+    one it is paging.
     """
     frozen = incident.escalation_snapshot
     if frozen is None:
         return False
-    step = incident.escalation_step if next_step is None else next_step
+    step = incident.escalation_position if next_step is None else next_step
     return step < engine.total_steps(frozen)
 
 

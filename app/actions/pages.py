@@ -259,7 +259,7 @@ async def _first_level_rows(session: SessionDep) -> list[dict[str, Any]]:
         if level is None:
             row["note"] = "The escalation policy has no levels: nobody is paged."
             continue
-        targets = await oncall.resolve_targets(session, level.targets)
+        targets = await oncall.resolve_targets(session, level.targets, at=utcnow())
         people = await oncall.responders(session, targets.user_ids)
         row["people"] = [
             {"name": p.user.name, "methods": [m.kind for m in p.contact_methods]} for p in people

@@ -8,7 +8,10 @@ from app.core.errors import problem_responses
 from app.escalation.router import router as escalation_router
 from app.incidents.router import router as incidents_router
 from app.ingest.api import router as ingest_api_router
+from app.oncall.calendar_router import router as calendars_router
 from app.oncall.router import router as oncall_router
+from app.oncall.schedules_router import router as schedules_router
+from app.oncall.teams_router import router as teams_router
 from app.services.router import router as services_router
 
 # Every /v1 route needs an API key, validates its input and needs the database.
@@ -20,3 +23,6 @@ api_router.include_router(escalation_router)
 api_router.include_router(api_keys_router)
 api_router.include_router(ingest_api_router)
 api_router.include_router(chat_identities_router)
+api_router.include_router(schedules_router)
+api_router.include_router(teams_router)
+api_router.include_router(calendars_router)

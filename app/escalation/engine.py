@@ -41,21 +41,39 @@ def total_steps(frozen: dict[str, Any]) -> int:
     return len(frozen["levels"]) * (int(frozen["repeat_count"]) + 1)
 
 
-def plan_step(frozen: dict[str, Any], step: int) -> StepPlan | None:
-    """Describe step ``step`` of a frozen policy, or None when the policy has run out.
+def plan_step(frozen: dict[str, Any], position: int) -> StepPlan | None:
+    """Describe the step at ``position`` of a frozen policy, or None when it has run out.
 
-    Step n pages level n mod L in cycle n div L. After a level's targets are paged, the
-    next step waits that level's delay; after the last level it goes back to the first
-    while repeats remain.
+    Position n pages level n mod L in cycle n div L. After a level's targets are paged,
+    the next step waits that level's delay. After the last level the policy starts again
+    at the first level while repeats remain.
     """
     levels = frozen["levels"]
-    if not levels or step < 0 or step >= total_steps(frozen):
+    if not levels or position < 0 or position >= total_steps(frozen):
         return None
-    level = levels[step % len(levels)]
-    last = step + 1 >= total_steps(frozen)
+    level = levels[position % len(levels)]
+    last = position + 1 >= total_steps(frozen)
     return StepPlan(
-        level_index=step % len(levels),
-        cycle=step // len(levels),
+        level_index=position % len(levels),
+        cycle=position // len(levels),
         targets=list(level["targets"]),
         next_step_delay=None if last else timedelta(minutes=level["delay_minutes"]),
     )
+
+
+def position_for_level(frozen: dict[str, Any], level_index: int, next_position: int) -> int:
+    """Return the position that pages ``level_index`` in the cycle now running.
+
+    ``next_position`` is the position the incident would page next. A manual escalation
+    stays in the current cycle, so the repeats left are the same as before it.
+    """
+    levels = len(frozen["levels"])
+    current = max(next_position - 1, 0)
+    cycle = min(current // levels, int(frozen["repeat_count"]))
+    return cycle * levels + level_index
+
+
+def level_delay(frozen: dict[str, Any], position: int) -> timedelta | None:
+    """Return the wait after the level at ``position`` before the next step, if any."""
+    plan = plan_step(frozen, position)
+    return None if plan is None else plan.next_step_delay

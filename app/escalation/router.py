@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
@@ -11,6 +12,7 @@ from app.api.auth import Principal, Scope, require
 from app.api.deps import SessionDep
 from app.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, fetch_page
 from app.core.errors import Conflict, NotFound, Unprocessable, problem_responses
+from app.core.time import utcnow
 from app.escalation.models import EscalationLevel, EscalationPolicy
 from app.escalation.schemas import (
     EscalationPolicyCreate,
@@ -19,7 +21,9 @@ from app.escalation.schemas import (
     LevelIn,
     LevelRead,
 )
-from app.oncall.models import User
+from app.oncall.models import Schedule, Team, User
+from app.oncall.notification_rules import installed_reachability, unreachable_users
+from app.oncall.service import resolve_targets
 
 router = APIRouter(prefix="/escalation-policies", tags=["escalation policies"])
 
@@ -47,9 +51,32 @@ async def _read(session: AsyncSession, policy: EscalationPolicy) -> EscalationPo
             )
             for level in levels
         ],
+        warnings=await _warnings(session, levels),
         created_at=policy.created_at,
         updated_at=policy.updated_at,
     )
+
+
+async def _warnings(session: AsyncSession, levels: Sequence[EscalationLevel]) -> list[str]:
+    """Describe targets a page cannot reach now: unreachable users, schedules on call by nobody."""
+    user_ids = {
+        uuid.UUID(target["id"])
+        for level in levels
+        for target in level.targets
+        if target["type"] == "user"
+    }
+    problems = await unreachable_users(session, user_ids, installed_reachability())
+    warnings = [
+        f"User {user_id} {problem}; pages cannot reach them."
+        for user_id, problem in problems.items()
+    ]
+    schedule_targets = [
+        target for level in levels for target in level.targets if target["type"] != "user"
+    ]
+    if schedule_targets:
+        resolved = await resolve_targets(session, schedule_targets, at=utcnow())
+        warnings += [f"Right now: {reason}." for _, reason in resolved.skipped]
+    return warnings
 
 
 async def _get(session: AsyncSession, policy_id: uuid.UUID) -> EscalationPolicy:
@@ -67,18 +94,30 @@ async def _check_name_free(session: AsyncSession, name: str, policy_id: uuid.UUI
         raise Conflict(f"An escalation policy named {name!r} already exists.", field="name")
 
 
+async def _check_targets(session: AsyncSession, levels: list[LevelIn]) -> None:
+    models: dict[str, type[User] | type[Schedule] | type[Team]] = {
+        "user": User,
+        "schedule": Schedule,
+        "team": Team,
+    }
+    found: dict[str, set[uuid.UUID]] = {}
+    for kind, model in models.items():
+        ids = {target.id for level in levels for target in level.targets if target.type == kind}
+        rows = await session.scalars(select(model.id).where(model.id.in_(ids))) if ids else None
+        found[kind] = set(rows.all()) if rows is not None else set()
+    for index, level in enumerate(levels):
+        for position, target in enumerate(level.targets):
+            if target.id not in found[target.type]:
+                raise Unprocessable(
+                    f"{target.type.capitalize()} {target.id} does not exist.",
+                    field=f"levels.{index}.targets.{position}.id",
+                )
+
+
 async def _replace_levels(
     session: AsyncSession, policy: EscalationPolicy, levels: list[LevelIn]
 ) -> None:
-    user_ids = {target.id for level in levels for target in level.targets}
-    found = set((await session.scalars(select(User.id).where(User.id.in_(user_ids)))).all())
-    for index, level in enumerate(levels):
-        for position, target in enumerate(level.targets):
-            if target.id not in found:
-                raise Unprocessable(
-                    f"User {target.id} does not exist.",
-                    field=f"levels.{index}.targets.{position}.id",
-                )
+    await _check_targets(session, levels)
     await session.execute(delete(EscalationLevel).where(EscalationLevel.policy_id == policy.id))
     for position, level in enumerate(levels):
         session.add(

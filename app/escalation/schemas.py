@@ -10,7 +10,10 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 
 
 class Target(BaseModel):
-    type: Literal["user"] = Field(description="What to page; users for now")
+    type: Literal["user", "schedule", "team"] = Field(
+        description="A user; a schedule (whoever is on call on it); a team (whoever is on "
+        "call on the team's schedule)"
+    )
     id: uuid.UUID
 
 
@@ -52,5 +55,18 @@ class EscalationPolicyRead(BaseModel):
     repeat_count: int
     version: int
     levels: list[LevelRead]
+    warnings: list[str] = Field(
+        default_factory=list, description="Targets that pages cannot reach at the moment"
+    )
     created_at: datetime
     updated_at: datetime
+
+
+class EscalateIn(BaseModel):
+    level: int = Field(
+        ge=1, le=20, description="Level to page now; 1 is the first level (levels[0])"
+    )
+
+
+class ReassignIn(BaseModel):
+    user_id: uuid.UUID = Field(description="The user to page now, by their notification rules")

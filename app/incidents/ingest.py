@@ -512,7 +512,8 @@ async def _reopen_recent(connection: asyncpg.Connection, batch: _Batch, keys: li
         """
         UPDATE incidents SET status = 'triggered', resolved_at = NULL, resolved_by = NULL,
                acknowledged_at = NULL, acknowledged_by = NULL, escalation_step = 0,
-               escalation_epoch = escalation_epoch + 1, updated_at = $4
+               escalation_position = 0, escalation_epoch = escalation_epoch + 1,
+               updated_at = $4
         WHERE id IN (
             SELECT DISTINCT ON (grouping_key) id FROM incidents
             WHERE service_id = $1 AND grouping_key = ANY($2::text[]) AND accepts_alerts

@@ -97,8 +97,11 @@ class Incident(IdMixin, TimestampMixin, Base):
     )
     # The policy's levels as they were when escalation started; later edits leave it alone.
     escalation_snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    # Index of the next escalation step the engine expects to run (level + cycle * levels).
+    # Sequence number of the next escalation step job; a job whose number differs is stale.
     escalation_step: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Where in the frozen policy the next step pages (level + cycle * levels); equal to
+    # escalation_step until a manual escalation jumps to another level.
+    escalation_position: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     acknowledged_by: Mapped[dict[str, Any] | None] = mapped_column(JSONB)

@@ -21,8 +21,9 @@ from app.core.ids import uuid7
 from app.core.logging import get_logger
 from app.core.security import SecretBox
 from app.core.time import isoformat, utcnow
-from app.escalation import engine
-from app.escalation.models import EscalationLevel, EscalationPolicy
+from app.escalation import dispatch, engine
+from app.escalation import service as escalation_service
+from app.escalation import timeline as escalation_timeline
 from app.incidents.models import Incident, IncidentStatus, IncidentSubscriber
 from app.incidents.repository import escalation_job, insert_timeline
 from app.jobs.queue import enqueue
@@ -30,7 +31,9 @@ from app.notify import delivery, throttle
 from app.notify.base import DeliveryResult, Message, Notifier
 from app.notify.models import Notification, NotificationStatus
 from app.notify.registry import notifier_events
+from app.oncall import notification_rules
 from app.oncall import service as oncall
+from app.oncall.models import ContactMethod, User
 from app.services.models import Service
 
 log = get_logger(__name__)
@@ -86,15 +89,7 @@ async def _load_policy_snapshot(
     session: AsyncSession, incident: Incident, service: Service
 ) -> dict[str, Any] | None:
     policy_id = incident.escalation_policy_id or service.escalation_policy_id
-    if policy_id is None:
-        return None
-    policy = await session.get(EscalationPolicy, policy_id)
-    if policy is None:
-        return None
-    levels = (
-        await session.scalars(select(EscalationLevel).where(EscalationLevel.policy_id == policy.id))
-    ).all()
-    return engine.snapshot(policy, list(levels))
+    return await escalation_service.load_snapshot(session, policy_id)
 
 
 async def run_escalation_step(
@@ -138,7 +133,7 @@ async def run_escalation_step(
         assert service is not None  # incidents are deleted with their service
         if incident.escalation_snapshot is None:
             incident.escalation_snapshot = await _load_policy_snapshot(session, incident, service)
-        await _page_step(context, session, incident, service, step)
+        await _page_step(context, session, incident, service, step, incident.escalation_position)
 
 
 async def _page_step(
@@ -147,11 +142,12 @@ async def _page_step(
     incident: Incident,
     service: Service,
     step: int,
+    position: int,
 ) -> None:
     connection = await raw_connection(session)
     now = utcnow()
     frozen = incident.escalation_snapshot
-    plan = engine.plan_step(frozen, step) if frozen else None
+    plan = engine.plan_step(frozen, position) if frozen else None
     if plan is None:
         if step == 0:
             await insert_timeline(
@@ -172,72 +168,32 @@ async def _page_step(
             )
         return
 
-    targets = await oncall.resolve_targets(session, plan.targets)
-    people = await oncall.responders(session, targets.user_ids)
-    specs = []
-    # The epoch makes a restarted escalation page again instead of matching old keys.
-    epoch = incident.escalation_epoch
-    for person in people:
-        for method in person.contact_methods:
-            key = f"{incident.id}:incident.triggered:{epoch}:{step}:{method.id}"
-            message = build_message(
-                context.settings,
-                incident=incident,
-                service=service,
-                event="incident.triggered",
-                recipient={"user_id": str(person.user.id), "name": person.user.name},
-                idempotency_key=key,
-                escalation_step=step,
-            )
-            specs.append(
-                delivery.NotificationSpec(
-                    incident_id=incident.id,
-                    user_id=person.user.id,
-                    contact_method_id=method.id,
-                    notifier=method.kind,
-                    event="incident.triggered",
-                    escalation_step=step,
-                    message=message,
-                )
-            )
-    await delivery.create_notifications(connection, specs)
+    targets = await oncall.resolve_targets(session, plan.targets, at=now)
+    plans = await notification_rules.plan_users(
+        session,
+        targets.user_ids,
+        urgency=incident.urgency,
+        reachability=dispatch.reachability_of(context.notifiers),
+    )
+    reachable = [plan for plan in plans if plan.reachable]
+    paged = await dispatch.page_users(
+        connection,
+        reachable,
+        incident_id=incident.id,
+        step=step,
+        # The epoch makes a restarted escalation page again instead of matching old keys.
+        key_prefix=f"{incident.id}:incident.triggered:{incident.escalation_epoch}:{step}",
+        message_for=_message_factory(context, incident, service, position),
+    )
 
     level_name = f"level {plan.level_index + 1}" + (f" (repeat {plan.cycle})" if plan.cycle else "")
-    entries: list[tuple[uuid.UUID, str, str, dict[str, Any]]] = []
-    for target, reason in targets.skipped:
-        entries.append(
-            (
-                incident.id,
-                "escalation.target_skipped",
-                f"Skipped a target of {level_name}: {reason}",
-                {"target": target},
-            )
-        )
-    reachable = [p for p in people if p.contact_methods]
-    if reachable:
-        names = ", ".join(
-            f"{p.user.name} ({', '.join(m.kind for m in p.contact_methods)})" for p in reachable
-        )
-        entries.append(
-            (
-                incident.id,
-                "escalation.paged",
-                f"Paged {level_name}: {names}",
-                {"step": step, "users": [str(p.user.id) for p in reachable]},
-            )
-        )
-    else:
-        entries.append(
-            (
-                incident.id,
-                "escalation.level_empty",
-                f"Nobody reachable at {level_name}; moving to the next level",
-                {"step": step},
-            )
-        )
+    entries = escalation_timeline.step_entries(
+        incident.id, level_name, step, targets.skipped, plans, last=plan.next_step_delay is None
+    )
     await insert_timeline(connection, entries, actor=SYSTEM_ACTOR, now=now)
 
     incident.escalation_step = step + 1
+    incident.escalation_position = position + 1
     if plan.next_step_delay is not None:
         # An empty level must not leave the incident unpaged for a whole delay.
         delay = plan.next_step_delay if reachable else None
@@ -249,9 +205,54 @@ async def _page_step(
         "escalation.step",
         incident_id=str(incident.id),
         step=step,
+        position=position,
         users=len(reachable),
-        notifications=len(specs),
+        notifications=paged.notifications,
+        rule_steps=paged.scheduled_steps,
     )
+
+
+def _message_factory(
+    context: PagingContext, incident: Incident, service: Service, position: int | None = None
+) -> dispatch.MessageFactory:
+    """Build pages for one escalation position; the position decides the escalate link."""
+
+    def message_for(user: User, method: ContactMethod, key: str) -> Message:
+        return build_message(
+            context.settings,
+            incident=incident,
+            service=service,
+            event="incident.triggered",
+            recipient={"user_id": str(user.id), "name": user.name},
+            idempotency_key=key,
+            escalation_step=position,
+        )
+
+    return message_for
+
+
+async def run_notification_rule_step(context: PagingContext, payload: dict[str, Any]) -> None:
+    """Send a paged user's delayed rule step if the incident is still triggered."""
+    incident_id = uuid.UUID(payload["incident_id"])
+    async with context.sessionmaker() as session, session.begin():
+        incident = await session.scalar(
+            select(Incident).where(Incident.id == incident_id).with_for_update()
+        )
+        if incident is None or incident.status != IncidentStatus.triggered:
+            log.info(
+                "notification_rule.skipped", incident_id=str(incident_id), reason="not triggered"
+            )
+            return
+        service = await session.get(Service, incident.service_id)
+        assert service is not None
+        await dispatch.run_rule_step(
+            session,
+            await raw_connection(session),
+            payload,
+            incident_id=incident.id,
+            reachability=dispatch.reachability_of(context.notifiers),
+            message_for=_message_factory(context, incident, service),
+        )
 
 
 # The incident states in which a notice about each event is still true.

@@ -19,7 +19,8 @@ from app.api.pagination import (
 )
 from app.core.errors import BadRequest, problem_responses
 from app.core.time import utcnow
-from app.incidents import service
+from app.escalation.schemas import EscalateIn, ReassignIn
+from app.incidents import escalation_actions, service
 from app.incidents.models import Incident, IncidentStatus, TimelineEntry
 from app.incidents.postmortem import render_markdown
 from app.incidents.schemas import (
@@ -342,3 +343,33 @@ async def list_incident_notifications(
     )
     items = await notify_service.with_attempts(session, notifications)
     return Page(items=items, next_cursor=next_cursor)
+
+
+@router.post(
+    "/{incident_id}/escalate",
+    response_model=IncidentRead,
+    responses=problem_responses(404, 409),
+)
+async def escalate_incident(
+    incident_id: uuid.UUID, body: EscalateIn, session: SessionDep, principal: Writer
+) -> IncidentRead:
+    """Page a level of the incident's escalation policy now; escalation goes on from there."""
+    incident = await escalation_actions.escalate(
+        session, incident_id, level=body.level, actor=principal.as_actor()
+    )
+    return IncidentRead.model_validate(incident)
+
+
+@router.post(
+    "/{incident_id}/reassign",
+    response_model=IncidentRead,
+    responses=problem_responses(404, 409),
+)
+async def reassign_incident(
+    incident_id: uuid.UUID, body: ReassignIn, session: SessionDep, principal: Writer
+) -> IncidentRead:
+    """Page a user now in place of those paged so far; the policy goes on behind them."""
+    incident = await escalation_actions.reassign(
+        session, incident_id, user_id=body.user_id, actor=principal.as_actor()
+    )
+    return IncidentRead.model_validate(incident)

@@ -249,6 +249,7 @@ async def restart_escalation(
     incident.acknowledged_by = None
     incident.snoozed_until = None
     incident.escalation_step = 0
+    incident.escalation_position = 0
     incident.escalation_epoch += 1
     incident.updated_at = now
     system = {"type": "system", "id": None, "name": "Tocsin"}

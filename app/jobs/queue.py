@@ -26,6 +26,9 @@ ESCALATION_STEP = "escalation.step"
 NOTIFICATION_DELIVER = "notification.deliver"
 HEARTBEAT_CHECK = "heartbeat.check"
 NOTIFICATION_DIGEST_JOB = "notification.digest"
+NOTIFICATION_RULE_STEP = "notification.rule_step"
+INCIDENT_REASSIGNED = "incident.reassigned"
+CONTACT_METHOD_VERIFICATION = "contact_method.verification"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,3 +72,24 @@ def decode_payload(payload: bytes | None) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError("job payload must be a JSON object")
     return value
+
+
+async def cancel_queued(connection: asyncpg.Connection, dedupe_key_prefix: str) -> int:
+    """Cancel queued jobs whose dedupe key starts with ``dedupe_key_prefix``; return how many.
+
+    Jobs already picked by a worker run to the end, so handlers still check state.
+    """
+    rows = await connection.fetch(
+        """
+        WITH cancelled AS (
+            DELETE FROM pgqueuer
+            WHERE status = 'queued' AND left(dedupe_key, length($1)) = $1
+            RETURNING id, entrypoint, priority
+        )
+        INSERT INTO pgqueuer_log (job_id, status, entrypoint, priority)
+        SELECT id, 'canceled', entrypoint, priority FROM cancelled
+        RETURNING job_id
+        """,
+        dedupe_key_prefix,
+    )
+    return len(rows)

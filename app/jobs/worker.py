@@ -22,19 +22,22 @@ from app.core.db import connect_raw
 from app.core.logging import get_logger
 from app.core.security import SecretBox
 from app.core.time import utcnow
-from app.incidents import lifecycle, paging
+from app.incidents import escalation_actions, lifecycle, paging
 from app.ingest.heartbeats import check_heartbeat
 from app.jobs.queue import (
     ACKNOWLEDGE_TIMEOUT,
+    CONTACT_METHOD_VERIFICATION,
     ESCALATION_STEP,
     HEARTBEAT_CHECK,
     INCIDENT_ACKNOWLEDGED,
+    INCIDENT_REASSIGNED,
     INCIDENT_RESOLVED,
     INCIDENT_SETTLE,
     INCIDENT_TRIGGERED,
     INCIDENTS_SWEEP,
     NOTIFICATION_DELIVER,
     NOTIFICATION_DIGEST_JOB,
+    NOTIFICATION_RULE_STEP,
     SNOOZE_ENDED,
     decode_payload,
     enqueue,
@@ -42,6 +45,7 @@ from app.jobs.queue import (
 from app.notify import throttle
 from app.notify.base import NotifierContext
 from app.notify.registry import load_notifiers
+from app.oncall import verification
 
 log = get_logger(__name__)
 
@@ -112,6 +116,17 @@ async def _sweep(context: paging.PagingContext, payload: dict[str, Any]) -> None
     await lifecycle.sweep(context)
 
 
+async def _contact_method_verification(
+    context: paging.PagingContext, payload: dict[str, Any]
+) -> None:
+    await verification.send_code(
+        context.sessionmaker,
+        context.notifiers,
+        context.box,
+        uuid.UUID(payload["contact_method_id"]),
+    )
+
+
 HANDLERS: dict[str, Handler] = {
     INCIDENT_TRIGGERED: _incident_triggered,
     ESCALATION_STEP: _escalation_step,
@@ -125,6 +140,9 @@ HANDLERS: dict[str, Handler] = {
     HEARTBEAT_CHECK: check_heartbeat,
     slack_update.SLACK_MESSAGE_UPDATE: slack_update.run_update,
     NOTIFICATION_DIGEST_JOB: _notification_digest,
+    NOTIFICATION_RULE_STEP: paging.run_notification_rule_step,
+    INCIDENT_REASSIGNED: escalation_actions.run_reassign_page,
+    CONTACT_METHOD_VERIFICATION: _contact_method_verification,
 }
 
 

@@ -193,6 +193,17 @@ class CallbackResponse:
 class CallbackHandler(Protocol):
     async def handle_callback(self, request: InboundRequest) -> CallbackResponse:
         """Check an inbound request's authenticity and build the response."""
+
+
+class VerifyingNotifier(Notifier, Protocol):
+    """A notifier that can prove a person receives what it sends (SMS, voice, e-mail).
+
+    Contact methods of such a notifier are paged only after their owner has entered the
+    code it delivered. Notifiers without this method deliver to unverified contact methods.
+    """
+
+    async def send_verification(self, target: Target, code: str) -> DeliveryResult:
+        """Deliver ``code`` to ``target`` once; report failures instead of raising."""
         ...
 
 

@@ -108,3 +108,20 @@ def validate_contact(kind: str, contact: ContactInput) -> ContactInput:
         return contact
     validated: ContactInput = hook(contact)
     return validated
+
+
+def supports_verification(notifier: object) -> bool:
+    """Tell whether a notifier (instance or class) can send verification codes."""
+    return callable(getattr(notifier, "send_verification", None))
+
+
+def verifying_kinds() -> frozenset[str]:
+    """Return the installed notifier kinds whose contact methods need verification."""
+    kinds = set()
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            if supports_verification(entry.load()):
+                kinds.add(entry.name)
+        except Exception:
+            log.exception("notifier.load_failed", notifier=entry.name, target=entry.value)
+    return frozenset(kinds)

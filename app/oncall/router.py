@@ -25,6 +25,7 @@ from app.oncall.schemas import (
     UserRead,
     UserUpdate,
 )
+from app.oncall.user_routes import add_user_routes
 
 router = APIRouter(tags=["users"])
 
@@ -260,3 +261,6 @@ async def send_test_message(
         error=result.error,
         verified_at=method.verified_at,
     )
+
+
+add_user_routes(router)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
 
-from app.oncall.models import UserRole
+from app.oncall.models import TeamRole, Urgency, UserRole
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
@@ -101,6 +101,9 @@ class ContactMethodRead(BaseModel):
     settings: dict[str, Any]
     enabled: bool
     verified_at: datetime | None
+    verification_expires_at: datetime | None = Field(
+        description="When a code was sent: the time it stops being accepted"
+    )
     created_at: datetime
 
 
@@ -108,3 +111,82 @@ class ContactMethodCreated(ContactMethodRead):
     secret: str | None = Field(
         description="The signing secret (webhook); shown only in this answer"
     )
+
+
+class NotificationRuleCreate(BaseModel):
+    contact_method_id: uuid.UUID
+    delay_minutes: int = Field(
+        default=0, ge=0, le=1440, description="Minutes after the user is paged"
+    )
+    urgency: Urgency = Field(default=Urgency.high, description="Incidents this rule applies to")
+
+
+class NotificationRuleUpdate(BaseModel):
+    delay_minutes: int | None = Field(default=None, ge=0, le=1440)
+    urgency: Urgency | None = None
+
+
+class NotificationRuleRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    contact_method_id: uuid.UUID
+    delay_minutes: int
+    urgency: Urgency
+    created_at: datetime
+
+
+class NotificationRulesRead(BaseModel):
+    items: list[NotificationRuleRead]
+    default_applies: dict[Urgency, bool] = Field(
+        description="Per urgency: true when no usable rule exists, so every usable contact "
+        "method is paged at once"
+    )
+    warnings: list[str] = Field(description="Why pages may not reach the user")
+
+
+class VerificationStarted(BaseModel):
+    contact_method_id: uuid.UUID
+    expires_at: datetime
+
+
+class VerificationConfirm(BaseModel):
+    code: str = Field(min_length=4, max_length=16, description="The code the notifier delivered")
+
+
+class TeamMemberIn(BaseModel):
+    user_id: uuid.UUID
+    role: TeamRole = TeamRole.member
+
+
+class TeamCreate(BaseModel):
+    name: Name
+    description: str = Field(default="", max_length=10_000)
+    schedule_id: uuid.UUID | None = Field(
+        default=None, description="The schedule whose current on-call is the team's on-call"
+    )
+    escalation_policy_id: uuid.UUID | None = None
+    members: list[TeamMemberIn] = Field(default_factory=list, max_length=500)
+
+
+class TeamUpdate(BaseModel):
+    name: Name | None = None
+    description: str | None = Field(default=None, max_length=10_000)
+    schedule_id: uuid.UUID | None = None
+    escalation_policy_id: uuid.UUID | None = None
+    members: list[TeamMemberIn] | None = Field(
+        default=None, max_length=500, description="Replaces all members"
+    )
+
+
+class TeamRead(BaseModel):
+    id: uuid.UUID
+    name: str
+    description: str
+    schedule_id: uuid.UUID | None
+    escalation_policy_id: uuid.UUID | None
+    members: list[TeamMemberIn]
+    warnings: list[str] = Field(description="Members that no page can reach")
+    created_at: datetime
+    updated_at: datetime

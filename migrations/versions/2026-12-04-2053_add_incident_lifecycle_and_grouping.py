@@ -1,7 +1,7 @@
 """add incident lifecycle and grouping settings
 
 Revision ID: 6979aa35e42d
-Revises: 8110db5f29fc
+Revises: d5e8a3c6f713
 Create Date: 2026-12-04 20:53:21.270801
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = '6979aa35e42d'
-down_revision: str | None = '8110db5f29fc'
+down_revision: str | None = 'd5e8a3c6f713'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -362,7 +362,7 @@ class TestSnoozeAndEscalate:
         }
         assert uuid.UUID(second_id) in paged_users
         entry = await raw_db.fetchval(
-            "SELECT message FROM timeline_entries WHERE kind = 'incident.escalated'"
+            "SELECT message FROM timeline_entries WHERE kind = 'escalation.manual'"
         )
         assert entry == "Escalated to level 2 by Demo Responder via link"
 
