@@ -6,10 +6,22 @@ from app.escalation.models import EscalationLevel, EscalationPolicy
 from app.incidents.models import Alert, Event, Incident, TimelineEntry
 from app.notify.models import DeliveryAttempt, Notification
 from app.oncall.models import ContactMethod, User
+from app.rules.models import (
+    AlertDecision,
+    MaintenanceWindow,
+    PagingHold,
+    PriorityMatrixSetting,
+    Rule,
+    RuleAuditEntry,
+    RuleRevision,
+    Silence,
+    SilencedAlert,
+)
 from app.services.models import Integration, Service
 
 __all__ = [
     "Alert",
+    "AlertDecision",
     "ApiKey",
     "Base",
     "ContactMethod",
@@ -19,8 +31,16 @@ __all__ = [
     "Event",
     "Incident",
     "Integration",
+    "MaintenanceWindow",
     "Notification",
+    "PagingHold",
+    "PriorityMatrixSetting",
+    "Rule",
+    "RuleAuditEntry",
+    "RuleRevision",
     "Service",
+    "Silence",
+    "SilencedAlert",
     "TimelineEntry",
     "User",
 ]

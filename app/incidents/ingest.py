@@ -22,7 +22,7 @@ from app.core.logging import get_logger
 from app.incidents.events import AlertEvent, EventAction
 from app.incidents.models import ActorType
 from app.jobs.queue import INCIDENT_RESOLVED, INCIDENT_TRIGGERED, Job, enqueue
-from app.rules.priority import classify_by_severity
+from app.rules.classify import DROPPED_OUTCOME, BatchRules, EventRules, classify_batch, record_batch
 
 log = get_logger(__name__)
 
@@ -80,6 +80,8 @@ class _Batch:
     outcomes: list[Outcome] = field(default_factory=list)
     timeline: list[tuple[uuid.UUID, str, str, dict[str, Any]]] = field(default_factory=list)
     jobs: list[Job] = field(default_factory=list)
+    # What classification rules, silences and maintenance windows decided per event.
+    rules: BatchRules | None = None
 
     def add_timeline(
         self, incident_id: uuid.UUID, kind: str, message: str, data: dict[str, Any] | None = None
@@ -111,10 +113,17 @@ async def ingest_events(
     now: datetime,
 ) -> IngestResult:
     """Apply ``events`` in the connection's open transaction; the caller commits."""
-    batch = _Batch(context=context, now=now, result=IngestResult())
-    outcomes: list[Outcome] = [("ignored", None, None)] * len(events)
+    rules = await classify_batch(connection, context, events, now)
+    batch = _Batch(context=context, now=now, result=IngestResult(), rules=rules)
+    outcomes: list[Outcome] = [
+        (DROPPED_OUTCOME if rules.dropped(i) else "ignored", None, None) for i in range(len(events))
+    ]
     for round_events in rounds(events):
-        triggers = [(i, e) for i, e in round_events if e.action == EventAction.trigger]
+        triggers = [
+            (i, e)
+            for i, e in round_events
+            if e.action == EventAction.trigger and not rules.dropped(i)
+        ]
         acknowledges = [(i, e) for i, e in round_events if e.action == EventAction.acknowledge]
         resolves = [(i, e) for i, e in round_events if e.action == EventAction.resolve]
         if triggers:
@@ -133,6 +142,7 @@ async def ingest_events(
 
     await _insert_events(connection, batch, events)
     await _insert_timeline(connection, batch)
+    await record_batch(connection, rules, outcomes)
     await enqueue(connection, batch.jobs)
     await connection.execute(
         "UPDATE integrations SET last_event_at = $2 WHERE id = $1",
@@ -190,23 +200,25 @@ RETURNING a.id, a.dedup_key, a.incident_id, (a.xmax = 0) AS inserted
 _UPSERT_INCIDENTS = """
 WITH input AS (
     SELECT * FROM unnest(
+        $1::uuid[], $2::uuid[],
         $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[]
-    ) AS t(id, grouping_key, title, severity, urgency, priority, alert_count)
+    ) AS t(service_id, escalation_policy_id,
+           id, grouping_key, title, severity, urgency, priority, alert_count)
 )
 INSERT INTO incidents AS i (
     id, service_id, grouping_key, title, status, severity, urgency, priority, alert_count,
     escalation_policy_id, escalation_step, created_at, updated_at
 )
-SELECT id, $1, grouping_key, title, 'triggered', severity, urgency, priority, alert_count,
-       $2, 0, $10, $10
+SELECT id, service_id, grouping_key, title, 'triggered', severity, urgency, priority,
+       alert_count, escalation_policy_id, 0, $10, $10
 FROM input
-ORDER BY grouping_key
+ORDER BY service_id, grouping_key
 ON CONFLICT (service_id, grouping_key) WHERE status IN ('triggered', 'acknowledged')
 DO UPDATE SET
     alert_count = i.alert_count + EXCLUDED.alert_count,
     priority = LEAST(i.priority, EXCLUDED.priority),
     updated_at = EXCLUDED.updated_at
-RETURNING i.id, i.grouping_key, i.number, (i.xmax = 0) AS inserted
+RETURNING i.id, i.service_id, i.grouping_key, i.number, (i.xmax = 0) AS inserted
 """
 
 
@@ -237,7 +249,11 @@ async def _apply_triggers(
 
     # New alerts need an incident: the open one for their grouping key, or a new one.
     new_alerts = [row for row in rows if row["inserted"]]
-    incident_by_alert = await _attach_to_incidents(connection, batch, new_alerts, event_by_key)
+    assert batch.rules is not None
+    rules_by_key = {e.dedup_key: batch.rules.by_position[i] for i, e in events}
+    incident_by_alert = await _attach_to_incidents(
+        connection, batch, new_alerts, event_by_key, rules_by_key
+    )
 
     outcomes: list[tuple[int, Outcome]] = []
     for position, event in events:
@@ -265,26 +281,33 @@ async def _attach_to_incidents(
     batch: _Batch,
     new_alerts: list[asyncpg.Record],
     event_by_key: dict[str, AlertEvent],
+    rules_by_key: dict[str, EventRules],
 ) -> dict[uuid.UUID, uuid.UUID]:
     if not new_alerts:
         return {}
-    groups: dict[str, list[asyncpg.Record]] = defaultdict(list)
+    # A rule may route an alert to another service, whose open incidents it then joins.
+    groups: dict[tuple[uuid.UUID, str], list[asyncpg.Record]] = defaultdict(list)
     for row in new_alerts:
-        groups[grouping_key_for(event_by_key[row["dedup_key"]])].append(row)
+        key = row["dedup_key"]
+        service_id = rules_by_key[key].decision.service_id
+        groups[(service_id, grouping_key_for(event_by_key[key]))].append(row)
 
     keys = list(groups)
     firsts = [event_by_key[groups[key][0]["dedup_key"]] for key in keys]
-    classifications = [classify_by_severity(event.severity) for event in firsts]
+    first_rules = [rules_by_key[groups[key][0]["dedup_key"]] for key in keys]
     incident_rows = await connection.fetch(
         _UPSERT_INCIDENTS,
-        batch.context.service_id,
-        batch.context.escalation_policy_id,
+        [service_id for service_id, _ in keys],
+        [rules.escalation_policy_id for rules in first_rules],
         [uuid7() for _ in keys],
-        keys,
-        [event.summary for event in firsts],
+        [grouping_key for _, grouping_key in keys],
+        [rules.decision.title for rules in first_rules],
         [event.severity.value for event in firsts],
-        [c.paging_urgency for c in classifications],
-        [c.priority for c in classifications],
+        [rules.decision.paging_urgency for rules in first_rules],
+        [
+            min(rules_by_key[row["dedup_key"]].decision.priority for row in groups[key])
+            for key in keys
+        ],
         [len(groups[key]) for key in keys],
         batch.now,
     )
@@ -292,7 +315,7 @@ async def _attach_to_incidents(
     incident_by_alert: dict[uuid.UUID, uuid.UUID] = {}
     for incident in incident_rows:
         incident_id = incident["id"]
-        members = groups[incident["grouping_key"]]
+        members = groups[(incident["service_id"], incident["grouping_key"])]
         for row in members:
             incident_by_alert[row["id"]] = incident_id
         if incident["inserted"]:
@@ -315,7 +338,7 @@ async def _attach_to_incidents(
                 "incident.opened",
                 incident_id=str(incident_id),
                 number=incident["number"],
-                service_id=str(batch.context.service_id),
+                service_id=str(incident["service_id"]),
                 grouping_key=incident["grouping_key"],
             )
         elif incident_id not in batch.result.incidents_updated:

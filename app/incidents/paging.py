@@ -28,6 +28,7 @@ from app.notify import delivery
 from app.notify.base import DeliveryResult, Message, Notifier
 from app.notify.models import Notification, NotificationStatus
 from app.oncall import service as oncall
+from app.rules.holds import hold_escalation
 from app.services.models import Service
 
 log = get_logger(__name__)
@@ -120,6 +121,13 @@ async def run_escalation_step(context: PagingContext, incident_id: uuid.UUID, st
                 step=step,
                 reason=f"superseded by step {incident.escalation_step}",
             )
+            return
+        if await hold_escalation(
+            await raw_connection(session),
+            incident_id=incident.id,
+            service_id=incident.service_id,
+            step=step,
+        ):
             return
         service = await session.get(Service, incident.service_id)
         assert service is not None  # incidents are deleted with their service
