@@ -7,6 +7,8 @@ from app.core.errors import problem_responses
 from app.escalation.router import router as escalation_router
 from app.incidents.router import router as incidents_router
 from app.oncall.router import router as oncall_router
+from app.rules.maintenance_router import router as maintenance_router
+from app.rules.router import router as rules_router
 from app.services.router import router as services_router
 
 # Every /v1 route needs an API key, validates its input and needs the database.
@@ -16,3 +18,5 @@ api_router.include_router(services_router)
 api_router.include_router(oncall_router)
 api_router.include_router(escalation_router)
 api_router.include_router(api_keys_router)
+api_router.include_router(rules_router)
+api_router.include_router(maintenance_router)

@@ -12,6 +12,7 @@ from typing import Any
 import celpy
 import lark
 from celpy import celtypes
+from celpy.adapter import json_to_cel
 from celpy.celparser import CELParseError
 from celpy.evaluation import CELEvalError, CELUnsupportedError
 
@@ -110,7 +111,7 @@ def _describe_error(exc: Exception) -> str:
 def _to_cel(value: Any) -> Any:
     if isinstance(value, datetime):
         return celtypes.TimestampType(value)
-    return celpy.json_to_cel(value)
+    return json_to_cel(value)
 
 
 def _check_names(tree: lark.Tree[Any]) -> None:
@@ -125,15 +126,19 @@ def _check_names(tree: lark.Tree[Any]) -> None:
                 name = _plain_identifier(first)
                 if name is not None:
                     bound.add(name)
-    for node in tree.iter_subtrees_topdown():
+    unknown = []
+    for node in tree.iter_subtrees():
         if node.data != "ident":
             continue
         name = str(node.children[0])
         if name not in VARIABLES and name not in bound:
             line = node.meta.line if not node.meta.empty else None
             column = node.meta.column if not node.meta.empty else None
-            known = ", ".join(sorted(VARIABLES))
-            raise CelError(f"unknown variable {name!r}; use one of {known}", line, column)
+            unknown.append((line or 0, column or 0, name, line, column))
+    if unknown:
+        _, _, name, line, column = min(unknown)
+        known = ", ".join(sorted(VARIABLES))
+        raise CelError(f"unknown variable {name!r}; use one of {known}", line, column)
 
 
 def _plain_identifier(node: Any) -> str | None:

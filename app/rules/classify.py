@@ -188,9 +188,14 @@ def matching_silences(
 
 
 async def live_until_resolved(
-    connection: asyncpg.Connection, silence_ids: set[uuid.UUID], now: datetime
+    connection: asyncpg.Connection,
+    silence_ids: set[uuid.UUID],
+    now: datetime,
+    *,
+    expire: bool = True,
 ) -> set[uuid.UUID]:
-    """Return the until-resolved silences that still apply, and expire the others.
+    """Return the until-resolved silences that still apply, and expire the others unless
+    ``expire`` is false (read-only callers).
 
     Such a silence applies until every alert it has silenced has resolved; one that has
     silenced nothing yet waits for its first alert.
@@ -210,7 +215,7 @@ async def live_until_resolved(
         sorted(silence_ids),
     )
     ended = [row["id"] for row in rows if not row["live"]]
-    if ended:
+    if ended and expire:
         expired = await connection.fetch(
             "UPDATE silences SET expired_at = $2, updated_at = $2 "
             "WHERE id = ANY($1::uuid[]) AND expired_at IS NULL RETURNING id",
@@ -264,9 +269,7 @@ def _summary(rules: EventRules) -> str:
     for silence in rules.silences:
         by = silence.created_by.get("name") or silence.created_by.get("type", "someone")
         until = (
-            f"until {isoformat(silence.ends_at)}"
-            if silence.ends_at
-            else "until its alerts resolve"
+            f"until {isoformat(silence.ends_at)}" if silence.ends_at else "until its alerts resolve"
         )
         text += f"; silenced by {by} {until} ({silence.comment})"
     if rules.window is not None and rules.window_ends_at is not None:
@@ -351,7 +354,7 @@ async def _insert_decisions(
         now,
         [alert_id for alert_id, _, _ in created],
         [d.service_id for d in decisions],
-        [member.escalation_policy_id for _, _, member in created],
+        [d.escalation_policy_id for d in decisions],
         [int(d.impact) for d in decisions],
         [int(d.urgency) for d in decisions],
         [d.priority for d in decisions],

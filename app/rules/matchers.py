@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import re2
+import re2  # type: ignore[import-untyped]
 
 OPERATORS = ("=~", "!~", "!=", "=")
 
@@ -90,9 +90,7 @@ def _unquote(text: str, offset: int) -> str:
         if char == "\\":
             escaped = text[index + 1] if index + 1 < len(text) - 1 else ""
             if escaped not in _ESCAPES:
-                raise MatcherError(
-                    "invalid escape; use \\\\, \\\", \\n or \\t", offset + index + 1
-                )
+                raise MatcherError('invalid escape; use \\\\, \\", \\n or \\t', offset + index + 1)
             result.append(_ESCAPES[escaped])
             index += 2
             continue

@@ -63,7 +63,7 @@ class RuleRevision(Base):
 
 
 class PriorityMatrixSetting(Base):
-    """The configured impact × urgency matrix and severity defaults (one row)."""
+    """The configured impact-by-urgency matrix and severity defaults (one row)."""
 
     __tablename__ = "priority_matrix"
     __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
@@ -104,7 +104,8 @@ class AlertDecision(Base):
         ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True
     )
     decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    # The service and policy after routing; no foreign keys, so history outlives them.
+    # The service after routing, and the policy a route chose (null: the service's own).
+    # No foreign keys, so the history outlives the service or policy.
     service_id: Mapped[uuid.UUID]
     escalation_policy_id: Mapped[uuid.UUID | None]
     impact: Mapped[int] = mapped_column(SmallInteger)

@@ -80,7 +80,7 @@ def parse_level(value: object, kind: type[Impact] | type[Urgency], field: str) -
 
 @dataclass(frozen=True, slots=True)
 class PriorityMatrix:
-    """The configurable impact × urgency table and the defaults each severity implies."""
+    """The configurable impact-by-urgency table and the defaults each severity implies."""
 
     cells: dict[tuple[Impact, Urgency], str]
     severity_defaults: dict[Severity, tuple[Impact, Urgency]]

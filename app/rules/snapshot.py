@@ -35,7 +35,7 @@ log = get_logger(__name__)
 _CACHE_SIZE = 4
 _cache: OrderedDict[uuid.UUID, Snapshot] = OrderedDict()
 
-_TOKEN = "SELECT token FROM rule_revisions WHERE id = 1"
+_REVISION_QUERY = "SELECT token FROM rule_revisions WHERE id = 1"
 
 # One statement, so the token and the rows it describes come from one snapshot of the data.
 _LOAD = """
@@ -80,7 +80,7 @@ class Snapshot:
 
 async def current_snapshot(connection: asyncpg.Connection) -> Snapshot:
     """Return the snapshot for the database's current token, loading it when it changed."""
-    token = await connection.fetchval(_TOKEN)
+    token = await connection.fetchval(_REVISION_QUERY)
     if token is not None:
         cached = _cache.get(token)
         if cached is not None:

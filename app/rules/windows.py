@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from dateutil.rrule import rrule, rrulestr
+from dateutil.rrule import rrule as RecurrenceRule
+from dateutil.rrule import rrulestr
 
 from app.rules.engine import AlertFacts
 from app.rules.matchers import Matcher, MatcherError, parse_matchers
@@ -53,7 +54,7 @@ class MaintenanceWindow:
     time_zone: str
     rrule: str | None
     _zone: ZoneInfo = field(init=False, repr=False)
-    _rule: rrule | None = field(init=False, repr=False, default=None)
+    _rule: RecurrenceRule | None = field(init=False, repr=False, default=None)
     _length: timedelta = field(init=False, repr=False)
     # (valid_from, valid_until, occurrence): the answer of occurrence_at for that span.
     _memo: tuple[datetime, datetime | None, Occurrence | None] | None = field(
@@ -115,7 +116,7 @@ class MaintenanceWindow:
         return Occurrence(start, self._end_of(start)) if start is not None else None
 
 
-def _parse_rrule(text: str, local_start: datetime) -> rrule:
+def _parse_rrule(text: str, local_start: datetime) -> RecurrenceRule:
     cleaned = text.strip()
     if cleaned.upper().startswith("RRULE:"):
         cleaned = cleaned[6:]
@@ -131,7 +132,7 @@ def _parse_rrule(text: str, local_start: datetime) -> rrule:
         parsed = rrulestr(cleaned, dtstart=local_start, cache=True)
     except (ValueError, TypeError) as exc:
         raise WindowError("rrule", f"invalid RRULE: {exc}") from exc
-    if not isinstance(parsed, rrule):
+    if not isinstance(parsed, RecurrenceRule):
         raise WindowError("rrule", "expected a single RRULE")
     if parsed.after(local_start, inc=True) is None:
         raise WindowError("rrule", "the rule has no occurrence at or after starts_at")
