@@ -92,7 +92,7 @@ class CelCondition:
                 value = self._program.evaluate(activation)
         except (CELEvalError, CELUnsupportedError) as exc:
             return CelResult(False, f"evaluation error: {_describe_error(exc)}")
-        if isinstance(value, celtypes.BoolType):
+        if isinstance(value, celtypes.BoolType | bool):
             return CelResult(bool(value))
         return CelResult(False, f"returned {type(value).__name__}, not a bool")
 

@@ -19,7 +19,6 @@ from datetime import datetime
 from typing import Any
 
 from jinja2 import ChainableUndefined, TemplateSyntaxError
-from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from app.core.text import truncate
@@ -546,7 +545,9 @@ class _Outcome:
     def _render_title(self, rule: Rule, facts: AlertFacts, at: datetime) -> str | None:
         try:
             text = str(rule.title_template.render(facts.variables(at))).strip()
-        except (TemplateError, SecurityError, TypeError, ValueError) as exc:
+        except Exception as exc:
+            # A template is user input run on every alert: whatever it raises (division by
+            # zero, a bad filter argument) must cost the title, never the alert.
             self.notes.append(f"title template of rule {rule.name!r} failed: {exc}")
             return self.title
         if not text:

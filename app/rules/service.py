@@ -152,6 +152,7 @@ async def _insert_at(
         update(Rule)
         .where(_scope(service_id), Rule.position >= target)
         .values(position=Rule.position + 1)
+        .execution_options(synchronize_session=False)
     )
     return target
 
@@ -161,6 +162,7 @@ async def _close_gap(session: AsyncSession, service_id: uuid.UUID | None, positi
         update(Rule)
         .where(_scope(service_id), Rule.position > position)
         .values(position=Rule.position - 1)
+        .execution_options(synchronize_session=False)
     )
 
 
@@ -236,6 +238,7 @@ async def update_rule(
             update(Rule)
             .where(_scope(rule.service_id), Rule.position >= target, Rule.id != rule.id)
             .values(position=Rule.position + 1)
+            .execution_options(synchronize_session=False)
         )
         rule.position = target
 
@@ -304,8 +307,11 @@ async def reorder_rules(
             field="rule_ids",
         )
     by_id = {rule.id: rule for rule in rules}
+    now = utcnow()
     for position, rule_id in enumerate(rule_ids):
-        by_id[rule_id].position = position
+        if by_id[rule_id].position != position:
+            by_id[rule_id].position = position
+            by_id[rule_id].updated_at = now
     await session.flush()
     await _audit(
         session,
@@ -313,8 +319,14 @@ async def reorder_rules(
         entity_type="rule",
         entity_id=service_id,
         action="reordered",
-        before={"service_id": str(service_id) if service_id else None, "rule_ids": current},
-        after={"service_id": str(service_id) if service_id else None, "rule_ids": rule_ids},
+        before={
+            "service_id": str(service_id) if service_id else None,
+            "rule_ids": [str(rule_id) for rule_id in current],
+        },
+        after={
+            "service_id": str(service_id) if service_id else None,
+            "rule_ids": [str(rule_id) for rule_id in rule_ids],
+        },
     )
     return [by_id[rule_id] for rule_id in rule_ids]
 
