@@ -135,7 +135,11 @@ class TestMatchers:
             ('integration="Prometheus"', facts(), True),
             ('integration_kind="alertmanager"', facts(), True),
             ('service="checkout"', facts(), True),
-            ('details.annotations.runbook=~"https://.*"', facts(details={"annotations": {"runbook": "https://r"}}), True),
+            (
+                'details.annotations.runbook=~"https://.*"',
+                facts(details={"annotations": {"runbook": "https://r"}}),
+                True,
+            ),
             ('details.annotations.runbook=""', facts(details={}), True),
             ('details.count="3"', facts(details={"count": 3}), True),
             ('details.flag="true"', facts(details={"flag": True}), True),
@@ -197,26 +201,38 @@ class TestTimeConditions:
         [
             # Business hours in Berlin (UTC+1 in winter).
             (
-                {"time_zone": "Europe/Berlin", "weekdays": ["monday:friday"],
-                 "times": [{"start_time": "09:00", "end_time": "17:00"}]},
+                {
+                    "time_zone": "Europe/Berlin",
+                    "weekdays": ["monday:friday"],
+                    "times": [{"start_time": "09:00", "end_time": "17:00"}],
+                },
                 datetime(2026, 3, 2, 7, 59, tzinfo=UTC),
                 False,
             ),
             (
-                {"time_zone": "Europe/Berlin", "weekdays": ["monday:friday"],
-                 "times": [{"start_time": "09:00", "end_time": "17:00"}]},
+                {
+                    "time_zone": "Europe/Berlin",
+                    "weekdays": ["monday:friday"],
+                    "times": [{"start_time": "09:00", "end_time": "17:00"}],
+                },
                 datetime(2026, 3, 2, 8, 0, tzinfo=UTC),
                 True,
             ),
             (
-                {"time_zone": "Europe/Berlin", "weekdays": ["monday:friday"],
-                 "times": [{"start_time": "09:00", "end_time": "17:00"}]},
+                {
+                    "time_zone": "Europe/Berlin",
+                    "weekdays": ["monday:friday"],
+                    "times": [{"start_time": "09:00", "end_time": "17:00"}],
+                },
                 datetime(2026, 3, 2, 15, 59, tzinfo=UTC),
                 True,
             ),
             (
-                {"time_zone": "Europe/Berlin", "weekdays": ["monday:friday"],
-                 "times": [{"start_time": "09:00", "end_time": "17:00"}]},
+                {
+                    "time_zone": "Europe/Berlin",
+                    "weekdays": ["monday:friday"],
+                    "times": [{"start_time": "09:00", "end_time": "17:00"}],
+                },
                 datetime(2026, 3, 2, 16, 0, tzinfo=UTC),
                 False,
             ),
@@ -235,69 +251,106 @@ class TestTimeConditions:
             # The day clocks go forward in Berlin (2026-03-29, 02:00 -> 03:00 CEST):
             # 09:00 local is 07:00 UTC, no longer 08:00 UTC.
             (
-                {"time_zone": "Europe/Berlin", "times": [{"start_time": "09:00", "end_time": "10:00"}]},
+                {
+                    "time_zone": "Europe/Berlin",
+                    "times": [{"start_time": "09:00", "end_time": "10:00"}],
+                },
                 datetime(2026, 3, 29, 7, 0, tzinfo=UTC),
                 True,
             ),
             (
-                {"time_zone": "Europe/Berlin", "times": [{"start_time": "09:00", "end_time": "10:00"}]},
+                {
+                    "time_zone": "Europe/Berlin",
+                    "times": [{"start_time": "09:00", "end_time": "10:00"}],
+                },
                 datetime(2026, 3, 29, 8, 0, tzinfo=UTC),
                 False,
             ),
             # 01:00-03:00 local on that day lasts one real hour: 01:59 CET then 03:00 CEST.
             (
-                {"time_zone": "Europe/Berlin", "times": [{"start_time": "01:00", "end_time": "03:00"}]},
+                {
+                    "time_zone": "Europe/Berlin",
+                    "times": [{"start_time": "01:00", "end_time": "03:00"}],
+                },
                 datetime(2026, 3, 29, 0, 59, tzinfo=UTC),
                 True,
             ),
             (
-                {"time_zone": "Europe/Berlin", "times": [{"start_time": "01:00", "end_time": "03:00"}]},
+                {
+                    "time_zone": "Europe/Berlin",
+                    "times": [{"start_time": "01:00", "end_time": "03:00"}],
+                },
                 datetime(2026, 3, 29, 1, 0, tzinfo=UTC),
                 False,
             ),
             # The day clocks go back (2026-10-25, 03:00 CEST -> 02:00 CET): 02:30 local
             # happens twice, and both instants match 02:00-03:00.
             (
-                {"time_zone": "Europe/Berlin", "times": [{"start_time": "02:00", "end_time": "03:00"}]},
+                {
+                    "time_zone": "Europe/Berlin",
+                    "times": [{"start_time": "02:00", "end_time": "03:00"}],
+                },
                 datetime(2026, 10, 25, 0, 30, tzinfo=UTC),
                 True,
             ),
             (
-                {"time_zone": "Europe/Berlin", "times": [{"start_time": "02:00", "end_time": "03:00"}]},
+                {
+                    "time_zone": "Europe/Berlin",
+                    "times": [{"start_time": "02:00", "end_time": "03:00"}],
+                },
                 datetime(2026, 10, 25, 1, 30, tzinfo=UTC),
                 True,
             ),
             (
-                {"time_zone": "Europe/Berlin", "times": [{"start_time": "02:00", "end_time": "03:00"}]},
+                {
+                    "time_zone": "Europe/Berlin",
+                    "times": [{"start_time": "02:00", "end_time": "03:00"}],
+                },
                 datetime(2026, 10, 25, 2, 0, tzinfo=UTC),
                 False,
             ),
             # US DST starts on another date (2026-03-08 in New York).
             (
-                {"time_zone": "America/New_York", "times": [{"start_time": "09:00", "end_time": "10:00"}]},
+                {
+                    "time_zone": "America/New_York",
+                    "times": [{"start_time": "09:00", "end_time": "10:00"}],
+                },
                 datetime(2026, 3, 9, 13, 0, tzinfo=UTC),
                 True,
             ),
             (
-                {"time_zone": "America/New_York", "times": [{"start_time": "09:00", "end_time": "10:00"}]},
+                {
+                    "time_zone": "America/New_York",
+                    "times": [{"start_time": "09:00", "end_time": "10:00"}],
+                },
                 datetime(2026, 3, 6, 13, 0, tzinfo=UTC),
                 False,
             ),
             # Half-hour zones and 24:00 as the end of the day.
             (
-                {"time_zone": "Asia/Kolkata", "times": [{"start_time": "22:00", "end_time": "24:00"}]},
+                {
+                    "time_zone": "Asia/Kolkata",
+                    "times": [{"start_time": "22:00", "end_time": "24:00"}],
+                },
                 datetime(2026, 3, 2, 18, 29, tzinfo=UTC),
                 True,
             ),
             (
-                {"time_zone": "Asia/Kolkata", "times": [{"start_time": "22:00", "end_time": "24:00"}]},
+                {
+                    "time_zone": "Asia/Kolkata",
+                    "times": [{"start_time": "22:00", "end_time": "24:00"}],
+                },
                 datetime(2026, 3, 2, 18, 30, tzinfo=UTC),
                 False,
             ),
             # Several ranges, one crossing midnight written as two.
             (
-                {"times": [{"start_time": "22:00", "end_time": "24:00"},
-                           {"start_time": "00:00", "end_time": "06:00"}]},
+                {
+                    "times": [
+                        {"start_time": "22:00", "end_time": "24:00"},
+                        {"start_time": "00:00", "end_time": "06:00"},
+                    ]
+                },
                 datetime(2026, 3, 2, 3, 0, tzinfo=UTC),
                 True,
             ),
@@ -313,8 +366,16 @@ class TestTimeConditions:
             ({"weekdays": ["funday"]}, "time.0.weekdays.0", "unknown weekday"),
             ({"weekdays": ["friday:monday"]}, "time.0.weekdays.0", "runs backwards"),
             ({"times": [{"start_time": "17:00", "end_time": "09:00"}]}, "time.0.times.0", "after"),
-            ({"times": [{"start_time": "9am", "end_time": "10:00"}]}, "time.0.times.0.start_time", "HH:MM"),
-            ({"times": [{"start_time": "00:00", "end_time": "24:30"}]}, "time.0.times.0.end_time", "between"),
+            (
+                {"times": [{"start_time": "9am", "end_time": "10:00"}]},
+                "time.0.times.0.start_time",
+                "HH:MM",
+            ),
+            (
+                {"times": [{"start_time": "00:00", "end_time": "24:30"}]},
+                "time.0.times.0.end_time",
+                "between",
+            ),
         ],
     )
     def test_invalid_interval(self, spec: dict[str, Any], field: str, message: str) -> None:
@@ -375,7 +436,9 @@ class TestCel:
 
 class TestEvaluation:
     def test_no_rules_uses_severity_defaults(self) -> None:
-        decision = evaluate(RuleSet.build([]), facts(severity=Severity.warning), MONDAY_NOON).decision
+        decision = evaluate(
+            RuleSet.build([]), facts(severity=Severity.warning), MONDAY_NOON
+        ).decision
         assert (decision.impact, decision.urgency) == (Impact.medium, Urgency.medium)
         assert decision.priority == "P3"
         assert decision.priority_source == "matrix"
@@ -396,7 +459,9 @@ class TestEvaluation:
         self, actions: dict[str, Any], severity: Severity, priority: str
     ) -> None:
         rule_set = RuleSet.build([rule(actions=actions)])
-        assert evaluate(rule_set, facts(severity=severity), MONDAY_NOON).decision.priority == priority
+        assert (
+            evaluate(rule_set, facts(severity=severity), MONDAY_NOON).decision.priority == priority
+        )
 
     def test_configured_matrix_applies(self) -> None:
         matrix = PriorityMatrix.default()
@@ -437,7 +502,9 @@ class TestEvaluation:
 
     def test_disabled_rule_is_skipped(self) -> None:
         rule_set = RuleSet.build([rule("a", enabled=False, actions={"priority": "P1"})])
-        assert evaluate(rule_set, facts(severity=Severity.info), MONDAY_NOON).decision.priority == "P5"
+        assert (
+            evaluate(rule_set, facts(severity=Severity.info), MONDAY_NOON).decision.priority == "P5"
+        )
 
     def test_global_stop_still_runs_service_rules(self) -> None:
         rule_set = RuleSet.build(
@@ -512,7 +579,9 @@ class TestEvaluation:
         assert "title template" in decision.notes[0]
 
     def test_time_condition_in_rule(self) -> None:
-        night = [{"time_zone": "Europe/Berlin", "times": [{"start_time": "00:00", "end_time": "07:00"}]}]
+        night = [
+            {"time_zone": "Europe/Berlin", "times": [{"start_time": "00:00", "end_time": "07:00"}]}
+        ]
         rule_set = RuleSet.build([rule(time=night, actions={"urgency": "low"})])
         at_night = datetime(2026, 3, 2, 5, 0, tzinfo=UTC)
         assert evaluate(rule_set, facts(), at_night).decision.urgency == Urgency.low
@@ -529,9 +598,7 @@ class TestExplainTrace:
                 rule("off", position=3, enabled=False),
             ]
         )
-        trace = evaluate(
-            rule_set, facts({"env": "prod"}), MONDAY_NOON, explain=True
-        ).trace
+        trace = evaluate(rule_set, facts({"env": "prod"}), MONDAY_NOON, explain=True).trace
         assert [item.name for item in trace] == ["needs-db", "stopper", "late", "off"]
         first = trace[0]
         assert first.matched is False
@@ -556,9 +623,17 @@ class TestCompile:
     @pytest.mark.parametrize(
         ("spec", "field", "message"),
         [
-            ({"conditions": {"matchers": ['a="b"', 'c=~"(x"']}}, "conditions.matchers.1", "character 5"),
+            (
+                {"conditions": {"matchers": ['a="b"', 'c=~"(x"']}},
+                "conditions.matchers.1",
+                "character 5",
+            ),
             ({"conditions": {"cel": "labels.a ==="}}, "conditions.cel", "line 1 column"),
-            ({"conditions": {"time": [{"time_zone": "Nowhere/City"}]}}, "conditions.time.0.time_zone", "unknown time zone"),
+            (
+                {"conditions": {"time": [{"time_zone": "Nowhere/City"}]}},
+                "conditions.time.0.time_zone",
+                "unknown time zone",
+            ),
             ({"actions": {"impact": "huge"}}, "actions.impact", "expected 1, 2, 3"),
             ({"actions": {"priority": "P9"}}, "actions.priority", "P1 to P5"),
             ({"actions": {"drop": True, "tags": ["x"]}}, "actions.drop", "cannot be combined"),

@@ -26,7 +26,9 @@ async def create_rule(
     return created
 
 
-async def names_in_order(client: httpx.AsyncClient, auth: dict[str, str], **params: Any) -> list[str]:
+async def names_in_order(
+    client: httpx.AsyncClient, auth: dict[str, str], **params: Any
+) -> list[str]:
     response = await client.get("/v1/rules", headers=auth, params=params)
     assert response.status_code == 200, response.text
     return [item["name"] for item in response.json()["items"]]
@@ -92,7 +94,9 @@ class TestCrud:
         self, client: httpx.AsyncClient, auth: dict[str, str]
     ) -> None:
         rules = [await create_rule(client, auth, name=name) for name in ("a", "b", "c", "d")]
-        moved = await client.patch(f"/v1/rules/{rules[3]['id']}", headers=auth, json={"position": 1})
+        moved = await client.patch(
+            f"/v1/rules/{rules[3]['id']}", headers=auth, json={"position": 1}
+        )
         assert moved.status_code == 200, moved.text
         assert await names_in_order(client, auth) == ["a", "d", "b", "c"]
 
@@ -151,7 +155,9 @@ class TestCrud:
         )
         assert twice.status_code == 422
 
-    async def test_unknown_rule_is_404(self, client: httpx.AsyncClient, auth: dict[str, str]) -> None:
+    async def test_unknown_rule_is_404(
+        self, client: httpx.AsyncClient, auth: dict[str, str]
+    ) -> None:
         response = await client.get(f"/v1/rules/{uuid.uuid4()}", headers=auth)
         assert response.status_code == 404
         assert response.json()["field"] == "rule_id"
@@ -234,7 +240,9 @@ class TestValidation:
         self, client: httpx.AsyncClient, auth: dict[str, str]
     ) -> None:
         missing = str(uuid.uuid4())
-        scope = await client.post("/v1/rules", headers=auth, json={"name": "r", "service_id": missing})
+        scope = await client.post(
+            "/v1/rules", headers=auth, json={"name": "r", "service_id": missing}
+        )
         assert scope.status_code == 422
         assert scope.json()["field"] == "service_id"
         route = await client.post(
@@ -364,7 +372,8 @@ class TestRulesAtIngest:
             },
         )
         response = await client.post(
-            alertmanager_path, content=json.dumps(payload_json("alertmanager/firing-two-alerts.json"))
+            alertmanager_path,
+            content=json.dumps(payload_json("alertmanager/firing-two-alerts.json")),
         )
         assert response.status_code == 202, response.text
         incident_id = uuid.UUID(response.json()["incidents_opened"][0])
@@ -419,7 +428,8 @@ class TestRulesAtIngest:
         third = await post_alerts(client, alertmanager_path, am_alert("c3"))
         priorities = [
             await raw_db.fetchval(
-                "SELECT priority FROM incidents WHERE id = $1", uuid.UUID(body["incidents_opened"][0])
+                "SELECT priority FROM incidents WHERE id = $1",
+                uuid.UUID(body["incidents_opened"][0]),
             )
             for body in (first, second, third)
         ]
