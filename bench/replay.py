@@ -46,17 +46,37 @@ def uuid7_at(at: datetime, sequence: int) -> uuid.UUID:
 
 def draft_rules(service_id: str) -> list[dict[str, Any]]:
     rules: list[dict[str, Any]] = [
-        {"name": "drop dev", "conditions": {"matchers": ['env="dev"', 'severity=~"info|warning"']},
-         "actions": {"drop": True}},
-        {"name": "quiet staging", "conditions": {"matchers": ['env="staging"']},
-         "actions": {"suppress": True}, "continue": True},
-        {"name": "nights are low", "continue": True,
-         "conditions": {"time": [{"time_zone": "Europe/Berlin",
-                                  "times": [{"start_time": "00:00", "end_time": "07:00"}]}]},
-         "actions": {"urgency": "low"}},
-        {"name": "cel certificate", "conditions": {
-            "cel": "labels.alertname == 'CertExpiry' && labels.team in ['web', 'payments']"},
-         "actions": {"priority": "P4"}},
+        {
+            "name": "drop dev",
+            "conditions": {"matchers": ['env="dev"', 'severity=~"info|warning"']},
+            "actions": {"drop": True},
+        },
+        {
+            "name": "quiet staging",
+            "conditions": {"matchers": ['env="staging"']},
+            "actions": {"suppress": True},
+            "continue": True,
+        },
+        {
+            "name": "nights are low",
+            "continue": True,
+            "conditions": {
+                "time": [
+                    {
+                        "time_zone": "Europe/Berlin",
+                        "times": [{"start_time": "00:00", "end_time": "07:00"}],
+                    }
+                ]
+            },
+            "actions": {"urgency": "low"},
+        },
+        {
+            "name": "cel certificate",
+            "conditions": {
+                "cel": "labels.alertname == 'CertExpiry' && labels.team in ['web', 'payments']"
+            },
+            "actions": {"priority": "P4"},
+        },
     ]
     for team in TEAMS:
         rules.append(
@@ -78,8 +98,11 @@ def draft_rules(service_id: str) -> list[dict[str, Any]]:
             }
         )
     rules.append(
-        {"name": "title", "service_id": service_id,
-         "actions": {"title": "{{ labels.alertname }} on {{ labels.instance }}"}}
+        {
+            "name": "title",
+            "service_id": service_id,
+            "actions": {"title": "{{ labels.alertname }} on {{ labels.instance }}"},
+        }
     )
     return rules
 
@@ -87,9 +110,12 @@ def draft_rules(service_id: str) -> list[dict[str, Any]]:
 async def seed(url: str, alerts: int, per_incident: int, start: datetime) -> dict[str, Any]:
     settings = Settings(env="test", database_url=url, secret_key="bench-" + "k" * 40)
     app = create_app(settings, run_worker=False, database_url=url)
-    async with app.router.lifespan_context(app):
-        async with app.state.sessionmaker() as session, session.begin():
-            demo = await ensure_demo(session, settings)
+    async with (
+        app.router.lifespan_context(app),
+        app.state.sessionmaker() as session,
+        session.begin(),
+    ):
+        demo = await ensure_demo(session, settings)
     connection = await asyncpg.connect(url.replace("+asyncpg", ""))
     try:
         service_id = uuid.UUID(demo["services"][0]["id"])
@@ -101,14 +127,36 @@ async def seed(url: str, alerts: int, per_incident: int, start: datetime) -> dic
         for number in range(incidents):
             at = start + spacing * number * per_incident
             incident_rows.append(
-                (uuid7_at(at, number), service_id, f"group-{number}", f"Incident {number}",
-                 "resolved", "critical", "high", "P1", per_incident, at, at)
+                (
+                    uuid7_at(at, number),
+                    service_id,
+                    f"group-{number}",
+                    f"Incident {number}",
+                    "resolved",
+                    "critical",
+                    "high",
+                    "P1",
+                    per_incident,
+                    at,
+                    at,
+                )
             )
         await connection.copy_records_to_table(
             "incidents",
             records=incident_rows,
-            columns=["id", "service_id", "grouping_key", "title", "status", "severity",
-                     "urgency", "priority", "alert_count", "created_at", "updated_at"],
+            columns=[
+                "id",
+                "service_id",
+                "grouping_key",
+                "title",
+                "status",
+                "severity",
+                "urgency",
+                "priority",
+                "alert_count",
+                "created_at",
+                "updated_at",
+            ],
         )
         alert_rows = []
         decision_rows = []
@@ -124,41 +172,121 @@ async def seed(url: str, alerts: int, per_incident: int, start: datetime) -> dic
             }
             alert_id = uuid7_at(at, index)
             alert_rows.append(
-                (alert_id, service_id, integration_id, incident[0], f"key-{index}", "resolved",
-                 f"{labels['alertname']} on {labels['instance']}", labels["severity"],
-                 labels["instance"], json.dumps(labels),
-                 json.dumps({"annotations": {"runbook": f"https://runbooks/{index % 50}"}}),
-                 "[]", "{}", 1, at, at, at, at)
+                (
+                    alert_id,
+                    service_id,
+                    integration_id,
+                    incident[0],
+                    f"key-{index}",
+                    "resolved",
+                    f"{labels['alertname']} on {labels['instance']}",
+                    labels["severity"],
+                    labels["instance"],
+                    json.dumps(labels),
+                    json.dumps({"annotations": {"runbook": f"https://runbooks/{index % 50}"}}),
+                    "[]",
+                    "{}",
+                    1,
+                    at,
+                    at,
+                    at,
+                    at,
+                )
             )
             decision_rows.append(
-                (alert_id, at, service_id, None, 1, 1, "P1", "[]", labels["alertname"], False,
-                 "[]", None, "[]")
+                (
+                    alert_id,
+                    at,
+                    service_id,
+                    None,
+                    1,
+                    1,
+                    "P1",
+                    "[]",
+                    labels["alertname"],
+                    False,
+                    "[]",
+                    None,
+                    "[]",
+                )
             )
         await connection.copy_records_to_table(
             "alerts",
             records=alert_rows,
-            columns=["id", "service_id", "integration_id", "incident_id", "dedup_key", "status",
-                     "summary", "severity", "source", "labels", "details", "links", "payload",
-                     "event_count", "first_seen_at", "last_seen_at", "created_at", "updated_at"],
+            columns=[
+                "id",
+                "service_id",
+                "integration_id",
+                "incident_id",
+                "dedup_key",
+                "status",
+                "summary",
+                "severity",
+                "source",
+                "labels",
+                "details",
+                "links",
+                "payload",
+                "event_count",
+                "first_seen_at",
+                "last_seen_at",
+                "created_at",
+                "updated_at",
+            ],
         )
         await connection.copy_records_to_table(
             "alert_decisions",
             records=decision_rows,
-            columns=["alert_id", "decided_at", "service_id", "escalation_policy_id", "impact",
-                     "urgency", "priority", "tags", "title", "suppressed", "silence_ids",
-                     "maintenance_window_id", "rules"],
+            columns=[
+                "alert_id",
+                "decided_at",
+                "service_id",
+                "escalation_policy_id",
+                "impact",
+                "urgency",
+                "priority",
+                "tags",
+                "title",
+                "suppressed",
+                "silence_ids",
+                "maintenance_window_id",
+                "rules",
+            ],
         )
         notification_rows = [
-            (uuid.uuid4(), row[0], user_id, "log", "incident.triggered", 0, "sent",
-             f"bench-{row[0]}", "{}", 1, row[9], row[9])
+            (
+                uuid.uuid4(),
+                row[0],
+                user_id,
+                "log",
+                "incident.triggered",
+                0,
+                "sent",
+                f"bench-{row[0]}",
+                "{}",
+                1,
+                row[9],
+                row[9],
+            )
             for row in incident_rows
         ]
         await connection.copy_records_to_table(
             "notifications",
             records=notification_rows,
-            columns=["id", "incident_id", "user_id", "notifier", "event", "escalation_step",
-                     "status", "idempotency_key", "message", "attempt_count", "created_at",
-                     "updated_at"],
+            columns=[
+                "id",
+                "incident_id",
+                "user_id",
+                "notifier",
+                "event",
+                "escalation_step",
+                "status",
+                "idempotency_key",
+                "message",
+                "attempt_count",
+                "created_at",
+                "updated_at",
+            ],
         )
         await connection.execute("ANALYZE")
     finally:
@@ -224,9 +352,7 @@ def main() -> None:
     parser.add_argument(
         "--per-incident", type=int, default=10, help="alerts grouped in each incident"
     )
-    parser.add_argument(
-        "--runs", type=int, default=3, help=f"replays to time, at most {MAX_RUNS}"
-    )
+    parser.add_argument("--runs", type=int, default=3, help=f"replays to time, at most {MAX_RUNS}")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     asyncio.run(run(parser.parse_args()))
 

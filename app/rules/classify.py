@@ -18,19 +18,14 @@ from typing import Any, Protocol
 
 import asyncpg
 
+from app.core.ids import uuid7
 from app.core.logging import get_logger
 from app.core.time import isoformat
 from app.incidents.events import AlertEvent, EventAction
 from app.jobs.queue import Job, enqueue
 from app.rules.engine import AlertFacts, Decision, evaluate
 from app.rules.snapshot import Snapshot, bump_revision, current_snapshot
-from app.rules.timeline import (
-    RULES_ACTOR,
-    TimelineEntry,
-    append_timeline,
-    escalation_step_job,
-    to_json,
-)
+from app.rules.timeline import RULES_ACTOR, escalation_step_job, to_json
 from app.rules.windows import MaintenanceWindow, Silence
 
 log = get_logger(__name__)
@@ -292,12 +287,55 @@ def _document(alert_id: uuid.UUID, rules: EventRules) -> dict[str, Any]:
     }
 
 
+# One statement per batch: the decisions, the alerts silences matched, the timeline
+# entries, and the held incidents to look at again. Data-modifying CTEs run whether or not
+# the final SELECT reads them, and that SELECT sees paging_holds as before the statement.
+_RECORD = """
+WITH decisions AS (
+    INSERT INTO alert_decisions (
+        alert_id, decided_at, service_id, escalation_policy_id, impact, urgency, priority,
+        tags, title, suppressed, silence_ids, maintenance_window_id, rules
+    )
+    SELECT alert_id, $1, service_id, policy_id, impact, urgency, priority, tags, title,
+           suppressed, silence_ids, window_id, rules
+    FROM unnest(
+        $2::uuid[], $3::uuid[], $4::uuid[], $5::int2[], $6::int2[], $7::text[],
+        $8::jsonb[], $9::text[], $10::bool[], $11::jsonb[], $12::uuid[], $13::jsonb[]
+    ) AS t(alert_id, service_id, policy_id, impact, urgency, priority, tags, title,
+           suppressed, silence_ids, window_id, rules)
+    ON CONFLICT (alert_id) DO NOTHING
+),
+silenced AS (
+    INSERT INTO silenced_alerts (silence_id, alert_id, at)
+    SELECT silence_id, alert_id, $1 FROM unnest($14::uuid[], $15::uuid[])
+        AS t(silence_id, alert_id)
+    ON CONFLICT DO NOTHING
+),
+entries AS (
+    INSERT INTO timeline_entries (
+        id, incident_id, at, kind, actor_type, actor_id, actor_name, message, data
+    )
+    SELECT id, incident_id, $1, 'rules.applied', $16, NULL, $17, message, data
+    FROM unnest($18::uuid[], $19::uuid[], $20::text[], $21::jsonb[])
+        AS t(id, incident_id, message, data)
+)
+SELECT incident_id, step FROM paging_holds
+WHERE incident_id = ANY($22::uuid[]) AND kind IN ('silence', 'suppressed')
+"""
+
+
 async def record_batch(
     connection: asyncpg.Connection,
     rules: BatchRules,
     outcomes: Sequence[tuple[str, uuid.UUID | None, uuid.UUID | None]],
 ) -> None:
-    """Store the decisions of the alerts the batch created; ``outcomes`` is per event."""
+    """Store the decisions of the alerts the batch created; ``outcomes`` is per event.
+
+    Held incidents that received an alert which may page run their held step again; only
+    silence and suppression holds are looked at, because a maintenance window holds its
+    service's incidents until it ends. The step handler checks everything again and
+    removes the hold, with a timeline entry, when nothing holds the incident any more.
+    """
     created: list[tuple[uuid.UUID, uuid.UUID, EventRules]] = []
     for position, (outcome, alert_id, incident_id) in enumerate(outcomes):
         event_rules = rules.for_position(position)
@@ -305,53 +343,14 @@ async def record_batch(
             created.append((alert_id, incident_id, event_rules))
     if not created:
         return
-    await _insert_decisions(connection, created, rules.now)
 
-    by_incident: dict[uuid.UUID, list[tuple[uuid.UUID, EventRules]]] = {}
-    for alert_id, incident_id, event_rules in created:
-        by_incident.setdefault(incident_id, []).append((alert_id, event_rules))
-    entries: list[TimelineEntry] = []
-    for incident_id, members in by_incident.items():
-        strongest = min(members, key=lambda member: member[1].decision.priority)
-        message = _summary(strongest[1])
-        if len(members) > 1:
-            message = f"{len(members)} alerts classified. {message}"
-        entries.append(
-            (
-                incident_id,
-                "rules.applied",
-                message,
-                {"alerts": [_document(alert_id, member) for alert_id, member in members]},
-            )
-        )
-    await append_timeline(connection, entries, actor=RULES_ACTOR, now=rules.now)
-
-    pageable = sorted({incident for _, incident, member in created if member.may_page})
-    await _release_holds(connection, pageable)
-
-
-async def _insert_decisions(
-    connection: asyncpg.Connection,
-    created: list[tuple[uuid.UUID, uuid.UUID, EventRules]],
-    now: datetime,
-) -> None:
+    entries = _timeline_entries(created)
     decisions = [member.decision for _, _, member in created]
-    await connection.execute(
-        """
-        INSERT INTO alert_decisions (
-            alert_id, decided_at, service_id, escalation_policy_id, impact, urgency, priority,
-            tags, title, suppressed, silence_ids, maintenance_window_id, rules
-        )
-        SELECT alert_id, $1, service_id, policy_id, impact, urgency, priority, tags, title,
-               suppressed, silence_ids, window_id, rules
-        FROM unnest(
-            $2::uuid[], $3::uuid[], $4::uuid[], $5::int2[], $6::int2[], $7::text[],
-            $8::jsonb[], $9::text[], $10::bool[], $11::jsonb[], $12::uuid[], $13::jsonb[]
-        ) AS t(alert_id, service_id, policy_id, impact, urgency, priority, tags, title,
-               suppressed, silence_ids, window_id, rules)
-        ON CONFLICT (alert_id) DO NOTHING
-        """,
-        now,
+    silenced = [(s.id, alert_id) for alert_id, _, member in created for s in member.silences]
+    pageable = sorted({incident for _, incident, member in created if member.may_page})
+    held = await connection.fetch(
+        _RECORD,
+        rules.now,
         [alert_id for alert_id, _, _ in created],
         [d.service_id for d in decisions],
         [d.escalation_policy_id for d in decisions],
@@ -364,39 +363,35 @@ async def _insert_decisions(
         [to_json([str(s.id) for s in member.silences]) for _, _, member in created],
         [member.window.id if member.window else None for _, _, member in created],
         [to_json([rule.to_document() for rule in d.applied]) for d in decisions],
-    )
-    silenced = [(s.id, alert_id) for alert_id, _, member in created for s in member.silences]
-    if silenced:
-        await connection.execute(
-            """
-            INSERT INTO silenced_alerts (silence_id, alert_id, at)
-            SELECT silence_id, alert_id, $3 FROM unnest($1::uuid[], $2::uuid[])
-                AS t(silence_id, alert_id)
-            ON CONFLICT DO NOTHING
-            """,
-            [silence_id for silence_id, _ in silenced],
-            [alert_id for _, alert_id in silenced],
-            now,
-        )
-
-
-async def _release_holds(connection: asyncpg.Connection, incident_ids: list[uuid.UUID]) -> None:
-    """Run the held step again for held incidents that received an alert that may page.
-
-    Only silence and suppression holds are looked at: a maintenance window holds its
-    service's incidents until it ends. The step handler checks everything again and
-    removes the hold, with a timeline entry, when nothing holds the incident any more.
-    """
-    if not incident_ids:
-        return
-    rows = await connection.fetch(
-        """
-        SELECT incident_id, step FROM paging_holds
-        WHERE incident_id = ANY($1::uuid[]) AND kind IN ('silence', 'suppressed')
-        """,
-        incident_ids,
+        [silence_id for silence_id, _ in silenced],
+        [alert_id for _, alert_id in silenced],
+        RULES_ACTOR["type"],
+        RULES_ACTOR["name"],
+        [uuid7() for _ in entries],
+        [incident_id for incident_id, _, _ in entries],
+        [message for _, message, _ in entries],
+        [to_json(data) for _, _, data in entries],
+        pageable,
     )
     jobs: list[Job] = [
-        escalation_step_job(row["incident_id"], row["step"], reason="released") for row in rows
+        escalation_step_job(row["incident_id"], row["step"], reason="released") for row in held
     ]
     await enqueue(connection, jobs)
+
+
+def _timeline_entries(
+    created: list[tuple[uuid.UUID, uuid.UUID, EventRules]],
+) -> list[tuple[uuid.UUID, str, dict[str, Any]]]:
+    """One ``rules.applied`` entry per incident: (incident_id, message, data)."""
+    by_incident: dict[uuid.UUID, list[tuple[uuid.UUID, EventRules]]] = {}
+    for alert_id, incident_id, event_rules in created:
+        by_incident.setdefault(incident_id, []).append((alert_id, event_rules))
+    entries = []
+    for incident_id, members in by_incident.items():
+        strongest = min(members, key=lambda member: member[1].decision.priority)
+        message = _summary(strongest[1])
+        if len(members) > 1:
+            message = f"{len(members)} alerts classified. {message}"
+        data = {"alerts": [_document(alert_id, member) for alert_id, member in members]}
+        entries.append((incident_id, message, data))
+    return entries
