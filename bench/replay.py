@@ -1,11 +1,11 @@
 """Time POST /v1/rules/replay over a large store of alerts.
 
 Creates a scratch database on the test PostgreSQL (127.0.0.1:5432, or
-TOCSIN_TEST_DATABASE_URL, or the embedded server), fills it with --alerts alerts in
-incidents of --per-incident, each with a stored decision and some pages, then replays
-them through a draft rule set of about twenty rules (regexes, a time condition and one
-CEL expression) through the app in this process (ASGI, no network). Prints one JSON
-line per run. The database is dropped at the end unless --keep is given.
+TOCSIN_TEST_DATABASE_URL, or the embedded server). Fills it with --alerts alerts in
+incidents of --per-incident, each with a stored decision and one page per incident. Then
+replays them against a draft rule set of 16 rules (regexes, a time condition and one CEL
+expression) through the app in this process (ASGI, no network). Prints one JSON line per
+run. The database is dropped at the end unless --keep is given.
 
     .venv/bin/python -m bench.replay --alerts 100000 --runs 3
 """

@@ -38,8 +38,8 @@ VARIABLES = frozenset(
 _BINDING_MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
 MAX_EXPRESSION_LENGTH = 4096
 
-# cel-python logs every evaluation error at ERROR level; for a rule an error only means
-# "no match", which the explain endpoint reports, so the library's own lines are noise.
+# cel-python logs every evaluation error at ERROR level. For a rule an error only means
+# "no match", and the explain endpoint reports it, so the library's own lines are noise.
 logging.getLogger("celpy").setLevel(logging.CRITICAL)
 
 # The compiled runner is about five times faster than the interpreter, but it stores the

@@ -1,8 +1,8 @@
 """Classify a batch of ingested events by the rules, and record what the rules decided.
 
 ``classify_batch`` runs before the alerts are written: it evaluates the cached rule set
-for every trigger, checks route targets, silences and maintenance windows, and tells
-ingest which events to drop. ``record_batch`` runs after: it stores each new alert's
+for every trigger, checks route targets, silences and maintenance windows, and returns
+which events ingest drops. ``record_batch`` runs after: it stores each new alert's
 decision, writes one timeline entry per incident, and restarts escalation of held
 incidents that received an alert which may page.
 """
@@ -50,7 +50,7 @@ class IngestSource(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class EventRules:
-    """What rules, silences and maintenance windows decided for one trigger event."""
+    """The decisions of rules, silences and maintenance windows for one trigger event."""
 
     decision: Decision
     # The policy the incident escalates with: a route's, else its service's own.
@@ -146,6 +146,7 @@ async def _check_routes(
             sorted(services),
         )
         existing_services = {row["id"]: row["escalation_policy_id"] for row in rows}
+
     existing_policies: set[uuid.UUID] = set()
     if policies:
         rows = await connection.fetch(
@@ -154,6 +155,7 @@ async def _check_routes(
             sorted(policies),
         )
         existing_policies = {row["id"] for row in rows}
+
     routes.service_policy = existing_services
     for position, decision in routes.checked.items():
         notes = list(decision.notes)
@@ -289,7 +291,7 @@ def _document(alert_id: uuid.UUID, rules: EventRules) -> dict[str, Any]:
 
 # One statement per batch: the decisions, the alerts silences matched, the timeline
 # entries, and the held incidents to look at again. Data-modifying CTEs run whether or not
-# the final SELECT reads them, and that SELECT sees paging_holds as before the statement.
+# the final SELECT reads them, and that SELECT reads paging_holds as it was before.
 _RECORD = """
 WITH decisions AS (
     INSERT INTO alert_decisions (
@@ -331,9 +333,9 @@ async def record_batch(
 ) -> None:
     """Store the decisions of the alerts the batch created; ``outcomes`` is per event.
 
-    Held incidents that received an alert which may page run their held step again; only
-    silence and suppression holds are looked at, because a maintenance window holds its
-    service's incidents until it ends. The step handler checks everything again and
+    Held incidents that received an alert which may page run their held step again. Only
+    silence and suppression holds count, because a maintenance window keeps its service's
+    incidents held until it ends. The step handler checks everything again and
     removes the hold, with a timeline entry, when nothing holds the incident any more.
     """
     created: list[tuple[uuid.UUID, uuid.UUID, EventRules]] = []
@@ -382,7 +384,7 @@ async def record_batch(
 def _timeline_entries(
     created: list[tuple[uuid.UUID, uuid.UUID, EventRules]],
 ) -> list[tuple[uuid.UUID, str, dict[str, Any]]]:
-    """One ``rules.applied`` entry per incident: (incident_id, message, data)."""
+    """Build one ``rules.applied`` entry per incident as (incident_id, message, data)."""
     by_incident: dict[uuid.UUID, list[tuple[uuid.UUID, EventRules]]] = {}
     for alert_id, incident_id, event_rules in created:
         by_incident.setdefault(incident_id, []).append((alert_id, event_rules))

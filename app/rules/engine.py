@@ -47,7 +47,7 @@ _TEMPLATES = SandboxedEnvironment(undefined=ChainableUndefined, autoescape=False
 
 @dataclass(frozen=True, slots=True)
 class AlertFacts:
-    """What rules see of one event: the normalized event and where it arrived."""
+    """The view of one event that rules match: the normalized event and where it arrived."""
 
     action: str
     dedup_key: str
@@ -88,7 +88,9 @@ class AlertFacts:
         )
 
     def value_of(self, name: str) -> str:
-        """The text a matcher compares: a field, ``labels.X``, ``details.a.b`` or a bare label.
+        """Return the text a matcher compares: a field, a label or a value in the details.
+
+        Names are a field, ``labels.X``, ``details.a.b`` or a bare label name.
 
         Missing values are the empty string, as in Alertmanager.
         """
@@ -102,7 +104,7 @@ class AlertFacts:
         return self.labels.get(name, "")
 
     def variables(self, at: datetime) -> dict[str, Any]:
-        """The names CEL expressions and title templates use."""
+        """Return the values CEL expressions and title templates use, by name."""
         return {
             "labels": dict(self.labels),
             "details": dict(self.details),
@@ -174,7 +176,7 @@ class RuleActions:
     drop: bool = False
 
     def to_document(self) -> dict[str, Any]:
-        """The actions that are set, in the API's shape."""
+        """Return the actions that are set, in the API's shape."""
         document: dict[str, Any] = {}
         if self.impact is not None:
             document["impact"] = self.impact.name
@@ -369,7 +371,7 @@ class Decision:
     impact: Impact
     urgency: Urgency
     priority: str
-    # Where each value came from: "rule", "severity" (the severity default) or "matrix".
+    # Origin of each value: "rule", "severity" (the severity default) or "matrix".
     impact_source: str
     urgency_source: str
     priority_source: str
@@ -424,7 +426,7 @@ class ConditionResult:
 
 @dataclass(slots=True)
 class RuleTrace:
-    """How one rule fared, for the explain endpoint."""
+    """The outcome of one rule, for the explain endpoint."""
 
     rule_id: uuid.UUID
     version: int
@@ -470,16 +472,16 @@ class Evaluation:
 def _matcher_result(matcher: Matcher, facts: AlertFacts) -> ConditionResult:
     actual = facts.value_of(matcher.name)
     matched = matcher.matches(actual)
-    shown = "missing (empty)" if actual == "" else json.dumps(actual, ensure_ascii=False)
-    return ConditionResult(f"matcher {matcher}", matched, f"{matcher.name} is {shown}")
+    text = "missing (empty)" if actual == "" else json.dumps(actual, ensure_ascii=False)
+    return ConditionResult(f"matcher {matcher}", matched, f"{matcher.name} is {text}")
 
 
 def _time_result(intervals: Sequence[TimeInterval], at: datetime) -> ConditionResult:
     matched = any(interval.contains(at) for interval in intervals)
-    wanted = "; ".join(interval.describe() for interval in intervals)
+    expected = "; ".join(interval.describe() for interval in intervals)
     local = at.astimezone(intervals[0].zone)
     detail = f"it is {local:%A %H:%M} in {intervals[0].time_zone}"
-    return ConditionResult(f"time {wanted}", matched, detail)
+    return ConditionResult(f"time {expected}", matched, detail)
 
 
 def _cel_result(condition: CelCondition, facts: AlertFacts, at: datetime) -> ConditionResult:

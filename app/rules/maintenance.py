@@ -228,6 +228,7 @@ async def create_silence(
         updated_at=now,
     )
     value = silence_value(silence)
+
     connection = await raw_connection(session)
     await bump_revision(connection)
     session.add(silence)

@@ -1,9 +1,9 @@
 """Parse and evaluate matchers in Prometheus Alertmanager's syntax (``name op value``).
 
 Regexes are compiled with RE2, the engine behind Go's ``regexp`` that Alertmanager uses,
-so a pattern copied from an Alertmanager route means the same thing here, and matching
-runs in linear time whatever the pattern: a rule author cannot stall the ingest path
-with a catastrophically backtracking regex. Like Alertmanager, every regex is anchored
+so a pattern copied from an Alertmanager route means the same thing here. RE2 matches in
+linear time whatever the pattern, so a rule author cannot stall the ingest path with a
+catastrophically backtracking regex. Like Alertmanager, every regex is anchored
 at both ends, so ``env=~"prod"`` does not match ``preprod``.
 """
 
@@ -112,7 +112,7 @@ def compile_regex(pattern: str) -> Any:
 
 
 def _error_position(pattern: str, message: str) -> int | None:
-    """Find where in ``pattern`` RE2's error points (1-based), which RE2 itself never says.
+    """Find where in ``pattern`` RE2's error points (1-based), which RE2 itself never reports.
 
     Python's parser reports a position for the syntax errors both engines share; for
     the constructs only RE2 rejects (lookarounds, backreferences) RE2's message ends

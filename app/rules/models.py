@@ -52,7 +52,7 @@ class Rule(IdMixin, TimestampMixin, Base):
 
 class RuleRevision(Base):
     """One row whose token changes with every change to rules, the matrix, windows or
-    silences; each process compares it with the token of its cached rule set."""
+    silences. Each process compares it with the token of its cached rule set."""
 
     __tablename__ = "rule_revisions"
     __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
@@ -96,7 +96,7 @@ class RuleAuditEntry(IdMixin, Base):
 
 
 class AlertDecision(Base):
-    """How the rules classified an alert when it was created, for timelines and replays."""
+    """The rules' classification of an alert at its creation, kept for timelines and replays."""
 
     __tablename__ = "alert_decisions"
 

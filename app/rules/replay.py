@@ -23,8 +23,8 @@ from app.incidents.events import Severity
 from app.rules.engine import AlertFacts, RuleSet, evaluate
 from app.rules.timeline import from_json
 
-# A replay holds one row per alert in memory only for a chunk, but keeps one small record
-# per incident; this bounds both the memory and the time of a request.
+# A replay keeps the rows of one chunk in memory and one small record per incident, so
+# this bounds both the memory and the time of a request.
 MAX_REPLAY_ALERTS = 250_000
 CHUNK_SIZE = 5000
 # Alert ids are UUIDv7 made when the alert is inserted, a few milliseconds after the
@@ -69,7 +69,7 @@ GROUP BY n.incident_id
 
 
 def uuid7_floor(at: datetime) -> uuid.UUID:
-    """The smallest UUIDv7 of the millisecond ``at`` falls in."""
+    """Return the smallest UUIDv7 of the millisecond that ``at`` falls in."""
     milliseconds = max(int(at.timestamp() * 1000), 0)
     return uuid.UUID(int=(milliseconds & ((1 << 48) - 1)) << 80)
 
@@ -332,7 +332,7 @@ async def _report(
 async def load_stored(
     connection: asyncpg.Connection,
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """The stored rules in the engine's shape, and the stored matrix document."""
+    """Load the stored rules in the engine's shape, and the stored matrix document."""
     rows = await connection.fetch(
         """
         SELECT id, version, name, service_id, position, enabled, "continue", conditions, actions

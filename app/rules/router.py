@@ -116,7 +116,7 @@ async def create_rule(
     body: RuleCreate, session: SessionDep, response: Response, principal: Writer
 ) -> RuleRead:
     """Create a rule. Regexes, time conditions, CEL and templates are checked now: an error
-    answers 422 naming the field and the position inside it."""
+    returns 422 naming the field and the position inside it."""
     rule = await service.create_rule(session, body, actor=principal.as_actor())
     response.headers["Location"] = f"/v1/rules/{rule.id}"
     return _read(rule)
@@ -248,7 +248,7 @@ def _matrix_read(matrix: PriorityMatrix, version: int, updated_at: Any) -> Prior
     responses=problem_responses(401, 403),
 )
 async def get_priority_matrix(session: SessionDep, _: Reader) -> PriorityMatrixRead:
-    """The impact-by-urgency matrix and the impact and urgency each severity implies."""
+    """Return the impact-by-urgency matrix and the impact and urgency of each severity."""
     matrix, row = await service.get_matrix(session)
     return _matrix_read(matrix, row.version if row else 0, row.updated_at if row else None)
 

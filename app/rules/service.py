@@ -25,7 +25,7 @@ MAX_RULES_PER_SCOPE = 500
 
 
 def rule_document(rule: Rule) -> dict[str, Any]:
-    """The stored rule in the API's shape, for the audit log and the engine."""
+    """Return the stored rule in the API's shape, for the audit log and the engine."""
     return {
         "id": str(rule.id),
         "version": rule.version,
@@ -295,6 +295,7 @@ async def reorder_rules(
         await session.scalars(select(Rule).where(_scope(service_id)).order_by(Rule.position))
     )
     current = [rule.id for rule in rules]
+
     if len(set(rule_ids)) != len(rule_ids):
         raise Unprocessable("rule_ids lists a rule more than once.", field="rule_ids")
     if set(rule_ids) != set(current):
@@ -306,6 +307,7 @@ async def reorder_rules(
             + (f"; not in this scope: {', '.join(foreign)}" if foreign else ""),
             field="rule_ids",
         )
+
     by_id = {rule.id: rule for rule in rules}
     now = utcnow()
     for position, rule_id in enumerate(rule_ids):

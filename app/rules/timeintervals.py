@@ -2,9 +2,9 @@
 
 The shape follows Alertmanager's ``time_intervals`` (``weekdays``, ``times`` with
 ``start_time`` and ``end_time``). An instant is converted to the zone's local time and
-compared there, so "09:00-17:00 in Europe/Berlin" follows the clocks on DST days: on the
-day clocks go forward the hour that does not exist is never matched, and on the day
-they go back the repeated hour matches both times it occurs.
+compared there, so "09:00-17:00 in Europe/Berlin" follows the clocks on DST days. On the
+day clocks go forward, the hour that does not exist is never matched. On the day they go
+back, the repeated hour matches both times it occurs.
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ class MaintenanceWindow:
     _zone: ZoneInfo = field(init=False, repr=False)
     _rule: RecurrenceRule | None = field(init=False, repr=False, default=None)
     _length: timedelta = field(init=False, repr=False)
-    # (valid_from, valid_until, occurrence): the answer of occurrence_at for that span.
+    # (valid_from, valid_until, occurrence): the result of occurrence_at for that span.
     _memo: tuple[datetime, datetime | None, Occurrence | None] | None = field(
         init=False, repr=False, default=None
     )
@@ -81,7 +81,7 @@ class MaintenanceWindow:
         return (start.replace(tzinfo=None) + self._length).replace(tzinfo=self._zone)
 
     def occurrence_at(self, at: datetime) -> Occurrence | None:
-        """The occurrence that covers instant ``at``, if any."""
+        """Return the occurrence that covers instant ``at``, if any."""
         memo = self._memo
         if memo is not None and memo[0] <= at and (memo[1] is None or at < memo[1]):
             return memo[2]
@@ -154,8 +154,11 @@ class Silence:
     comment: str
 
     def in_effect_at(self, at: datetime) -> bool:
-        """Whether the times allow the silence at ``at``; an until-resolved silence also
-        needs a matched alert still firing (or none matched yet), checked by the caller."""
+        """Tell whether the silence's times let it apply at ``at``.
+
+        An until-resolved silence also needs a matched alert still firing, or no match yet;
+        the caller checks that in the database.
+        """
         if at < self.starts_at:
             return False
         if self.expired_at is not None and at >= self.expired_at:

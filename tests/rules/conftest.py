@@ -112,7 +112,7 @@ async def two_level_policy(
     )
     assert response.status_code == 201, response.text
     policy_id: str = response.json()["id"]
-    # NOTE: written directly because PATCH /v1/services answers 500 at this commit (the
+    # NOTE: written directly because PATCH /v1/services returns 500 at this commit (the
     # onupdate of updated_at expires the attribute before the response reads it).
     await raw_db.execute(
         "UPDATE services SET escalation_policy_id = $1::uuid WHERE id = $2::uuid",

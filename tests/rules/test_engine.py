@@ -105,7 +105,7 @@ class TestMatchers:
             # RE2 syntax, as Go's regexp: Unicode classes work.
             ('team=~"\\\\p{Greek}+"', {"team": "αβγ"}, True),
             ('team=~"\\\\p{Greek}+"', {"team": "abc"}, False),
-            # Regexes are case sensitive unless they say otherwise.
+            # Regexes are case sensitive unless a flag turns that off.
             ('env=~"PROD"', {"env": "prod"}, False),
             ('env=~"(?i)PROD"', {"env": "prod"}, True),
             # Quoted values with escapes.

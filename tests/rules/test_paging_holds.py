@@ -282,7 +282,7 @@ class TestSilence:
         kinds = await timeline_kinds(raw_db, incident_id)
         assert "escalation.held" in kinds
 
-        # Level 2 is due after 5 minutes but the silence holds it.
+        # Level 2 is due after 5 minutes, but the silence keeps it from paging.
         await advance_clock(raw_db, timedelta(minutes=10))
         await drain_jobs(raw_db, paging)
         assert await pages(raw_db, incident_id) == 1
