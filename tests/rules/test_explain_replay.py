@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from app.incidents.paging import PagingContext
+from app.rules.formats import available_formats
 from tests.conftest import payload_json
 from tests.rules.conftest import am_alert, am_payload, post_alerts
 from tests.support.jobs import drain_jobs
@@ -308,3 +309,10 @@ class TestReplay:
         )
         assert backwards.status_code == 422
         assert backwards.json()["field"] == "until"
+
+
+async def test_formats_are_the_parser_modules() -> None:
+    formats = available_formats()
+    assert "alertmanager" in formats
+    assert "common" not in formats
+    assert all(callable(parse) for parse in formats.values())

@@ -238,6 +238,30 @@ class TestSilence:
         await drain_jobs(raw_db, paging)
         assert await pages(raw_db, again["incidents_opened"][0]) == 1
 
+    async def test_escalation_resumes_when_silence_ends(
+        self,
+        client: httpx.AsyncClient,
+        auth: dict[str, str],
+        alertmanager_path: str,
+        raw_db: asyncpg.Connection,
+        paging: PagingContext,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        ends_at = datetime.now(UTC) + timedelta(minutes=20)
+        await create_silence(client, auth, matchers=['alertname="DiskFull"'], ends_at=iso(ends_at))
+        body = await post_alerts(client, alertmanager_path, am_alert("e1"))
+        incident_id = body["incidents_opened"][0]
+        await drain_jobs(raw_db, paging)
+        assert await pages(raw_db, incident_id) == 0
+        hold = await raw_db.fetchrow("SELECT resume_at FROM paging_holds")
+        assert hold["resume_at"] == ends_at
+
+        monkeypatch.setattr(holds, "utcnow", lambda: ends_at + timedelta(seconds=1))
+        await advance_clock(raw_db, timedelta(minutes=21))
+        await drain_jobs(raw_db, paging)
+        assert await pages(raw_db, incident_id) == 1
+        assert await raw_db.fetchval("SELECT count(*) FROM paging_holds") == 0
+
     async def test_non_matching_alert_still_pages(
         self,
         client: httpx.AsyncClient,
