@@ -12,6 +12,8 @@ from app.oncall.calendar_router import router as calendars_router
 from app.oncall.router import router as oncall_router
 from app.oncall.schedules_router import router as schedules_router
 from app.oncall.teams_router import router as teams_router
+from app.rules.maintenance_router import router as maintenance_router
+from app.rules.router import router as rules_router
 from app.services.router import router as services_router
 
 # Every /v1 route needs an API key, validates its input and needs the database.
@@ -26,3 +28,5 @@ api_router.include_router(chat_identities_router)
 api_router.include_router(schedules_router)
 api_router.include_router(teams_router)
 api_router.include_router(calendars_router)
+api_router.include_router(rules_router)
+api_router.include_router(maintenance_router)

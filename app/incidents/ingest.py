@@ -32,7 +32,7 @@ from app.incidents.repository import (
     to_json,
 )
 from app.jobs.queue import INCIDENT_SETTLE, INCIDENT_TRIGGERED, Job, enqueue
-from app.rules.priority import classify_by_severity
+from app.rules.classify import DROPPED_OUTCOME, BatchRules, EventRules, classify_batch, record_batch
 
 log = get_logger(__name__)
 
@@ -107,6 +107,8 @@ class _Batch:
     outcomes: list[Outcome] = field(default_factory=list)
     timeline: list[TimelineRow] = field(default_factory=list)
     jobs: list[Job] = field(default_factory=list)
+    # What classification rules, silences and maintenance windows decided per event.
+    rules: BatchRules = field(default_factory=lambda: BatchRules(now=datetime.min))
 
     def add_timeline(
         self, incident_id: uuid.UUID, kind: str, message: str, data: dict[str, Any] | None = None
@@ -143,10 +145,17 @@ async def ingest_events(
     now: datetime,
 ) -> IngestResult:
     """Apply ``events`` in the connection's open transaction; the caller commits."""
-    batch = _Batch(context=context, now=now, result=IngestResult())
-    outcomes: list[Outcome] = [("ignored", None, None)] * len(events)
+    rules = await classify_batch(connection, context, events, now)
+    batch = _Batch(context=context, now=now, result=IngestResult(), rules=rules)
+    outcomes: list[Outcome] = [
+        (DROPPED_OUTCOME if rules.dropped(i) else "ignored", None, None) for i in range(len(events))
+    ]
     for round_events in rounds(events):
-        triggers = [(i, e) for i, e in round_events if e.action == EventAction.trigger]
+        triggers = [
+            (i, e)
+            for i, e in round_events
+            if e.action == EventAction.trigger and not rules.dropped(i)
+        ]
         acknowledges = [(i, e) for i, e in round_events if e.action == EventAction.acknowledge]
         resolves = [(i, e) for i, e in round_events if e.action == EventAction.resolve]
         if triggers:
@@ -165,6 +174,7 @@ async def ingest_events(
 
     await _insert_events(connection, batch, events)
     await insert_timeline(connection, batch.timeline, actor=actor_for_integration(context), now=now)
+    await record_batch(connection, rules, outcomes)
     await enqueue(connection, batch.jobs)
     await connection.execute(
         "UPDATE integrations SET last_event_at = $2 WHERE id = $1",
@@ -239,25 +249,29 @@ RETURNING a.id, a.dedup_key, a.incident_id, (a.xmax = 0) AS inserted
 _UPSERT_INCIDENTS = """
 WITH input AS (
     SELECT * FROM unnest(
+        $1::uuid[], $2::uuid[],
         $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[],
         $11::jsonb[]
-    ) AS t(id, grouping_key, title, severity, urgency, priority, alert_count, grouping)
+    ) AS t(
+        service_id, escalation_policy_id,
+        id, grouping_key, title, severity, urgency, priority, alert_count, grouping
+    )
 )
 INSERT INTO incidents AS i (
     id, service_id, grouping_key, grouping, title, status, severity, urgency, priority,
     alert_count, escalation_policy_id, escalation_step, created_at, updated_at
 )
-SELECT id, $1, grouping_key, grouping, title, 'triggered', severity, urgency, priority,
-       alert_count, $2, 0, $10, $10
+SELECT id, service_id, grouping_key, grouping, title, 'triggered', severity, urgency, priority,
+       alert_count, escalation_policy_id, 0, $10, $10
 FROM input
-ORDER BY grouping_key
+ORDER BY service_id, grouping_key
 ON CONFLICT (service_id, grouping_key)
     WHERE status IN ('triggered', 'acknowledged') AND accepts_alerts
 DO UPDATE SET
     alert_count = i.alert_count + EXCLUDED.alert_count,
     priority = LEAST(i.priority, EXCLUDED.priority),
     updated_at = EXCLUDED.updated_at
-RETURNING i.id, i.grouping_key, i.number, (i.xmax = 0) AS inserted
+RETURNING i.id, i.service_id, i.grouping_key, i.number, (i.xmax = 0) AS inserted
 """
 
 
@@ -290,8 +304,9 @@ async def _apply_triggers(
 
     # New alerts need an incident: the open one for their grouping key, or a new one.
     new_alerts = [row for row in rows if row["inserted"]]
+    rules_by_key = {e.dedup_key: batch.rules.by_position[i] for i, e in events}
     incident_by_alert = await _attach_to_incidents(
-        connection, batch, new_alerts, event_by_key, groupings
+        connection, batch, new_alerts, event_by_key, groupings, rules_by_key
     )
 
     outcomes: list[tuple[int, Outcome]] = []
@@ -321,48 +336,71 @@ async def _attach_to_incidents(
     new_alerts: list[asyncpg.Record],
     event_by_key: dict[str, AlertEvent],
     groupings: dict[str, Grouping],
+    rules_by_key: dict[str, EventRules],
 ) -> dict[uuid.UUID, uuid.UUID]:
     """Give each new alert an incident; return alert id -> incident id.
 
     Alerts left out of the result are pending: their key has not reached the service's
-    threshold yet.
+    threshold yet. A rule may route an alert to another service, whose open incident of
+    the same grouping key it then joins.
+    NOTE: windows, thresholds and reopening follow the settings of the integration's own
+    service, so they apply only to alerts that stay in it.
     """
     if not new_alerts:
         return {}
-    members: dict[str, list[uuid.UUID]] = defaultdict(list)
-    first_event: dict[str, AlertEvent] = {}
+    service_id = batch.context.service_id
+    local: dict[str, list[uuid.UUID]] = defaultdict(list)
+    routed: dict[tuple[uuid.UUID, str], list[uuid.UUID]] = defaultdict(list)
+    first_key: dict[tuple[uuid.UUID, str], str] = {}
     for row in new_alerts:
-        key = groupings[row["dedup_key"]].key
-        members[key].append(row["id"])
-        first_event.setdefault(key, event_by_key[row["dedup_key"]])
+        dedup_key = row["dedup_key"]
+        target = rules_by_key[dedup_key].decision.service_id
+        key = (target, groupings[dedup_key].key)
+        first_key.setdefault(key, dedup_key)
+        if target == service_id:
+            local[key[1]].append(row["id"])
+        else:
+            routed[key].append(row["id"])
 
     lifecycle = batch.context.lifecycle
-    if lifecycle.grouping.mode == "by_fields" and lifecycle.grouping.window_seconds:
-        await _close_grouping_windows(connection, batch, list(members))
-    if lifecycle.threshold_count and lifecycle.threshold_count > 1:
-        members = await _apply_threshold(connection, batch, members)
-        if not members:
-            return {}
-    if lifecycle.reopen_window_seconds:
-        await _reopen_recent(connection, batch, list(members))
+    if local and lifecycle.grouping.mode == "by_fields" and lifecycle.grouping.window_seconds:
+        await _close_grouping_windows(connection, batch, list(local))
+    if local and lifecycle.threshold_count and lifecycle.threshold_count > 1:
+        local = await _apply_threshold(connection, batch, local)
+    if local and lifecycle.reopen_window_seconds:
+        await _reopen_recent(connection, batch, list(local))
+    members = {(service_id, key): ids for key, ids in local.items()} | dict(routed)
+    if not members:
+        return {}
 
-    keys = sorted(members)
-    firsts = [first_event[key] for key in keys]
-    classifications = [classify_by_severity(event.severity) for event in firsts]
+    keys = sorted(members, key=lambda key: (str(key[0]), key[1]))
+    firsts = [event_by_key[first_key[key]] for key in keys]
+    decisions = [rules_by_key[first_key[key]] for key in keys]
+    # An incident takes the highest priority among its new alerts ("P1" sorts first).
+    priority_of = {
+        row["id"]: rules_by_key[row["dedup_key"]].decision.priority for row in new_alerts
+    }
+    priorities = [
+        min(
+            (priority_of[alert_id] for alert_id in members[key] if alert_id in priority_of),
+            default=rules.decision.priority,
+        )
+        for key, rules in zip(keys, decisions, strict=True)
+    ]
     incident_rows = await connection.fetch(
         _UPSERT_INCIDENTS,
-        batch.context.service_id,
-        batch.context.escalation_policy_id,
+        [key[0] for key in keys],
+        [rules.escalation_policy_id for rules in decisions],
         [uuid7() for _ in keys],
-        keys,
-        [event.summary for event in firsts],
+        [key[1] for key in keys],
+        [rules.decision.title for rules in decisions],
         [event.severity.value for event in firsts],
-        [c.paging_urgency for c in classifications],
-        [c.priority for c in classifications],
+        [rules.decision.paging_urgency for rules in decisions],
+        priorities,
         [len(members[key]) for key in keys],
         batch.now,
         [
-            to_json(groupings[event.dedup_key].explanation | {"key": key})
+            to_json(groupings[event.dedup_key].explanation | {"key": key[1]})
             for key, event in zip(keys, firsts, strict=True)
         ],
     )
@@ -371,7 +409,8 @@ async def _attach_to_incidents(
     opened: list[uuid.UUID] = []
     for incident in incident_rows:
         incident_id = incident["id"]
-        key = incident["grouping_key"]
+        key = (incident["service_id"], incident["grouping_key"])
+        first = event_by_key[first_key[key]]
         for alert_id in members[key]:
             incident_by_alert[alert_id] = incident_id
         if incident["inserted"]:
@@ -380,8 +419,8 @@ async def _attach_to_incidents(
             batch.add_timeline(
                 incident_id,
                 "incident.triggered",
-                f"Incident opened by {batch.context.integration_name}: {first_event[key].summary}",
-                {"grouping_key": key, "number": incident["number"]},
+                f"Incident opened by {batch.context.integration_name}: {first.summary}",
+                {"grouping_key": key[1], "number": incident["number"]},
             )
             batch.jobs.append(
                 Job(
@@ -394,8 +433,8 @@ async def _attach_to_incidents(
                 "incident.opened",
                 incident_id=str(incident_id),
                 number=incident["number"],
-                service_id=str(batch.context.service_id),
-                grouping_key=key,
+                service_id=str(incident["service_id"]),
+                grouping_key=key[1],
             )
         else:
             batch.touch(incident_id)
@@ -404,7 +443,7 @@ async def _attach_to_incidents(
             "alert.triggered",
             f"{len(members[key])} alerts triggered"
             if len(members[key]) > 1
-            else f"Alert triggered: {first_event[key].summary}",
+            else f"Alert triggered: {first.summary}",
             {"alert_ids": [str(alert_id) for alert_id in members[key]]},
         )
 

@@ -34,6 +34,7 @@ from app.notify.registry import notifier_events
 from app.oncall import notification_rules
 from app.oncall import service as oncall
 from app.oncall.models import ContactMethod, User
+from app.rules.holds import hold_escalation
 from app.services.models import Service
 
 log = get_logger(__name__)
@@ -128,6 +129,14 @@ async def run_escalation_step(
                 step=step,
                 reason=f"superseded by step {incident.escalation_step}",
             )
+            return
+        if await hold_escalation(
+            await raw_connection(session),
+            incident_id=incident.id,
+            service_id=incident.service_id,
+            step=step,
+            epoch=epoch,
+        ):
             return
         service = await session.get(Service, incident.service_id)
         assert service is not None  # incidents are deleted with their service
@@ -439,8 +448,8 @@ async def deliver_notification(context: PagingContext, notification_id: uuid.UUI
             duration_ms,
             max_attempts=context.settings.delivery_max_attempts,
         )
-        # NOTE: users have no notification rules yet, so a failed page starts no follow-up
-        # step for its user; the escalation's next level still runs on its own timer.
+        # A failed page does not move this user's notification rules forward: their later
+        # rule steps and the escalation's next level still run on their own timers.
         if prepared.incident_id and status in (NotificationStatus.sent, NotificationStatus.failed):
             recipient = prepared.message.recipient.get("name", "?")
             text = (

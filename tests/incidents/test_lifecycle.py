@@ -223,8 +223,8 @@ async def test_priority_change_and_notes(
     assert note.status_code == 201
     assert note.json()["actor_name"] == "Demo admin"
 
-    page = (await client.get(f"/v1/incidents/{incident_id}/timeline?limit=2", headers=auth)).json()
-    assert len(page["items"]) == 2
+    page = (await client.get(f"/v1/incidents/{incident_id}/timeline?limit=3", headers=auth)).json()
+    assert len(page["items"]) == 3
     rest = (
         await client.get(
             f"/v1/incidents/{incident_id}/timeline?cursor={page['next_cursor']}", headers=auth
@@ -234,6 +234,7 @@ async def test_priority_change_and_notes(
     assert all_kinds == [
         "incident.triggered",
         "alert.triggered",
+        "rules.applied",
         "incident.title_changed",
         "incident.priority_changed",
         "note.added",

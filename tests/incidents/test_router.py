@@ -70,6 +70,7 @@ async def test_detail_has_alerts_and_timeline(
     assert [entry["kind"] for entry in detail["timeline"]] == [
         "incident.triggered",
         "alert.triggered",
+        "rules.applied",
     ]
     assert detail["timeline"][0]["actor_type"] == "integration"
 

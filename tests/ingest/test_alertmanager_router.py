@@ -86,6 +86,7 @@ async def test_last_alert_resolving_resolves_incident(
     assert [row["kind"] for row in kinds] == [
         "incident.triggered",
         "alert.triggered",
+        "rules.applied",
         "alert.resolved",
         "incident.resolved",
     ]
