@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,6 +11,10 @@ from app.incidents.events import AlertEvent
 
 # Integrations whose senders group alerts themselves; their group is the default grouping.
 SENDER_GROUPED_KINDS = frozenset({"alertmanager", "grafana"})
+# Keys are indexed, and a B-tree entry must fit in about a third of a page (2,704 bytes
+# with PostgreSQL's default 8 KiB pages). Longer keys are replaced by their SHA-256.
+MAX_KEY_BYTES = 1024
+
 # Names that by_fields looks up on the event itself when no label has the name.
 EVENT_FIELDS = ("source", "severity", "summary")
 
@@ -27,6 +32,13 @@ class Grouping:
     explanation: dict[str, Any] = field(default_factory=dict)
 
 
+def storable_key(key: str) -> str:
+    """Return ``key``, or a digest of it when it is too long for an index entry."""
+    if len(key) * 4 <= MAX_KEY_BYTES or len(key.encode()) <= MAX_KEY_BYTES:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+
 def field_value(event: AlertEvent, name: str) -> str | None:
     """The value of a grouping field: a label of that name, else an event field, else None."""
     if name in event.labels:
@@ -37,7 +49,7 @@ def field_value(event: AlertEvent, name: str) -> str | None:
     return None
 
 
-def group(event: AlertEvent, settings: GroupingSettings, integration_kind: str) -> Grouping:
+def _group(event: AlertEvent, settings: GroupingSettings, integration_kind: str) -> Grouping:
     """Return the grouping key of ``event`` under ``settings`` and why it was chosen.
 
     - ``intelligent``: the sender's group (Alertmanager and Grafana ``groupKey``), else
@@ -92,3 +104,15 @@ def group(event: AlertEvent, settings: GroupingSettings, integration_kind: str) 
             "dedup_key": event.dedup_key,
         },
     )
+
+
+def group(event: AlertEvent, settings: GroupingSettings, integration_kind: str) -> Grouping:
+    """Return the grouping key of ``event`` and why it was chosen (see ``_group``).
+
+    A key too long to index is replaced by its digest; the explanation keeps the reason.
+    """
+    result = _group(event, settings, integration_kind)
+    key = storable_key(result.key)
+    if key == result.key:
+        return result
+    return Grouping(key=key, explanation={**result.explanation, "key_digested": True})

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,7 +19,7 @@ import asyncpg
 from app.core.ids import uuid7
 from app.core.logging import get_logger
 from app.incidents.events import AlertEvent, EventAction
-from app.incidents.grouping import Grouping, GroupingSettings, group
+from app.incidents.grouping import Grouping, GroupingSettings, group, storable_key
 from app.incidents.models import ActorType
 from app.incidents.repository import (
     TimelineRow,
@@ -145,6 +145,12 @@ async def ingest_events(
     now: datetime,
 ) -> IngestResult:
     """Apply ``events`` in the connection's open transaction; the caller commits."""
+    events = [
+        event
+        if storable_key(event.dedup_key) == event.dedup_key
+        else replace(event, dedup_key=storable_key(event.dedup_key))
+        for event in events
+    ]
     rules = await classify_batch(connection, context, events, now)
     batch = _Batch(context=context, now=now, result=IngestResult(), rules=rules)
     outcomes: list[Outcome] = [
@@ -675,7 +681,7 @@ async def _apply_resolves(
     rows = await connection.fetch(
         """
         UPDATE alerts AS a SET
-            status = 'resolved', ended_at = i.ended_at, resolved_at = $3,
+            status = 'resolved', ended_at = LEAST(i.ended_at, $3), resolved_at = $3,
             event_count = a.event_count + 1, last_seen_at = $3, updated_at = $3
         FROM unnest($2::text[], $4::timestamptz[]) AS i(dedup_key, ended_at)
         WHERE a.service_id = $1 AND a.dedup_key = i.dedup_key AND a.status = 'firing'
@@ -686,8 +692,9 @@ async def _apply_resolves(
         batch.context.service_id,
         [e.dedup_key for _, e in events],
         batch.now,
-        # Only the sender's own end time is stored: comparing it with a later trigger's
-        # sender timestamp must not mix in this server's clock.
+        # Only the sender's own end time is stored, so that a later trigger's sender
+        # timestamp is compared with the sender's clock. It is capped at the time received,
+        # because an end in the future would mark every later occurrence as a late copy.
         [e.ended_at for _, e in events],
     )
     by_key = {row["dedup_key"]: row for row in rows}
@@ -721,6 +728,10 @@ async def _apply_resolves(
     still_open = (
         await _open_alerts(connection, batch.context.service_id, unmatched) if unmatched else {}
     )
+    orphans = [e for _, e in events if e.dedup_key not in by_key and e.dedup_key not in still_open]
+    if orphans:
+        await _record_early_resolves(connection, batch, orphans)
+
     outcomes: list[tuple[int, Outcome]] = []
     for position, event in events:
         row = by_key.get(event.dedup_key)
@@ -731,6 +742,58 @@ async def _apply_resolves(
         else:
             outcomes.append((position, ("ignored.no_open_alert", None, None)))
     return outcomes
+
+
+async def _record_early_resolves(
+    connection: asyncpg.Connection, batch: _Batch, events: list[AlertEvent]
+) -> None:
+    """Store a resolve that came before its trigger as an alert already resolved.
+
+    With two Alertmanager peers, or a retry, the resolve of an occurrence can arrive
+    before its trigger. The stored row has no incident; the late trigger then finds it
+    and is ignored as a copy of an occurrence that already ended, instead of opening an
+    incident that nothing would resolve. Only resolves with the sender's start and end
+    times can be matched this way.
+    """
+    timed = [e for e in events if e.occurred_at is not None and e.ended_at is not None]
+    if not timed:
+        return
+    context = batch.context
+    await connection.execute(
+        """
+        INSERT INTO alerts (
+            id, service_id, integration_id, dedup_key, grouping_key, status, summary, severity,
+            source, labels, details, links, payload, event_count, first_seen_at, last_seen_at,
+            started_at, ended_at, sender_time, resolved_at, created_at, updated_at
+        )
+        SELECT id, $1, $2, dedup_key, grouping_key, 'resolved', summary, severity,
+               source, labels, '{}'::jsonb, '[]'::jsonb, payload, 1, $3, $3,
+               started_at, LEAST(ended_at, $3), started_at, $3, $3, $3
+        FROM unnest(
+            $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+            $10::jsonb[], $11::jsonb[], $12::timestamptz[], $13::timestamptz[]
+        ) AS t(id, dedup_key, grouping_key, summary, severity, source, labels, payload,
+               started_at, ended_at)
+        WHERE NOT EXISTS (
+            SELECT 1 FROM alerts old
+            WHERE old.service_id = $1 AND old.dedup_key = t.dedup_key
+              AND old.ended_at >= LEAST(t.ended_at, $3)
+        )
+        """,
+        context.service_id,
+        context.integration_id,
+        batch.now,
+        [uuid7() for _ in timed],
+        [e.dedup_key for e in timed],
+        [group(e, context.lifecycle.grouping, context.kind).key for e in timed],
+        [e.summary for e in timed],
+        [e.severity.value for e in timed],
+        [e.source for e in timed],
+        [to_json(e.labels) for e in timed],
+        [to_json(e.raw) for e in timed],
+        [e.occurred_at for e in timed],
+        [e.ended_at for e in timed],
+    )
 
 
 async def _mark_flapping(

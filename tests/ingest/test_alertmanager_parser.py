@@ -154,3 +154,42 @@ def test_escaped_emoji_pair_accepted() -> None:
         rb'{"alerts": [{"annotations": {"summary": "\ud83d\udd25 hot"}}]}', LIMITS
     )
     assert events[0].summary == "\U0001f525 hot"
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        (b'{"alerts": [{"labels": {"v": NaN}}]}', "NaN is not valid JSON"),
+        (b'{"alerts": [], "x": Infinity}', "Infinity is not valid JSON"),
+        (b'{"alerts": [], "x": ' + b"9" * 5000 + b"}", "invalid JSON"),
+        (b'{"alerts": [], "x": ' + b"[" * 5000 + b"]" * 5000 + b"}", "nested too deeply"),
+    ],
+)
+def test_json_python_cannot_store_is_rejected(raw: bytes, fragment: str) -> None:
+    with pytest.raises(ParseError) as caught:
+        alertmanager.parse(raw, LIMITS)
+    assert caught.value.field == "body"
+    assert fragment in caught.value.message
+
+
+def test_odd_severity_and_far_timestamps() -> None:
+    alert = {"labels": {"severity": "\u00b2"}, "startsAt": "2026-11-30T08:00:00Z"}
+    [event] = alertmanager.parse(json.dumps({"alerts": [alert]}).encode(), LIMITS)
+    assert event.severity == Severity.critical
+    assert event.severity_raw == "\u00b2"
+    numeric = {"labels": {"severity": "10"}}
+    [event] = alertmanager.parse(json.dumps({"alerts": [numeric]}).encode(), LIMITS)
+    assert event.severity_raw == "10"
+    far = {"startsAt": "9999-12-31T23:59:59-01:00"}
+    with pytest.raises(ParseError) as caught:
+        alertmanager.parse(json.dumps({"alerts": [far]}).encode(), LIMITS)
+    assert caught.value.field == "alerts.0.startsAt"
+
+
+def test_long_annotation_is_cut_not_rejected() -> None:
+    alert = {"labels": {"alertname": "X"}, "annotations": {"description": "d" * 70_000}}
+    [event] = alertmanager.parse(json.dumps({"alerts": [alert]}).encode(), LIMITS)
+    description = event.details["annotations"]["description"]
+    assert len(description) == LIMITS.max_annotation_length
+    assert description.endswith("\u2026")
+    assert event.details["truncated_annotations"] == ["description"]

@@ -211,3 +211,54 @@ async def test_database_outage_is_503_with_retry_after(
     assert answer.json()["code"] == "database_unavailable"
     assert health.status_code == 200
     assert ready.status_code == 503
+
+
+async def test_very_long_keys_are_stored_as_digests(
+    client: httpx.AsyncClient, alertmanager_path: str, raw_db: asyncpg.Connection
+) -> None:
+    body = alert_body("firing", fingerprint="f" * 5000)
+    body["groupKey"] = "g" * 5000
+    first = await client.post(alertmanager_path, json=body)
+    assert first.status_code == 202, first.text
+    again = await client.post(alertmanager_path, json=body)
+    assert again.json()["alerts_updated"] == 1
+    row = await raw_db.fetchrow(
+        "SELECT a.dedup_key, i.grouping_key FROM alerts a JOIN incidents i ON i.id = a.incident_id"
+    )
+    assert row["dedup_key"].startswith("sha256:")
+    assert row["grouping_key"].startswith("sha256:")
+    resolved = await client.post(
+        alertmanager_path,
+        json=dict(
+            body, alerts=[dict(body["alerts"][0], status="resolved", endsAt="2026-11-30T08:10:00Z")]
+        ),
+    )
+    assert resolved.json()["alerts_resolved"] == 1
+
+
+async def test_resolve_before_trigger_keeps_late_trigger_quiet(
+    client: httpx.AsyncClient, alertmanager_path: str, raw_db: asyncpg.Connection
+) -> None:
+    early = await client.post(alertmanager_path, json=alert_body("resolved", fingerprint="early"))
+    assert early.json()["events_ignored"] == 1
+    late = await client.post(alertmanager_path, json=alert_body("firing", fingerprint="early"))
+    assert late.json()["incidents_opened"] == []
+    assert late.json()["events_ignored"] == 1
+    assert await count(raw_db, "incidents") == 0
+    # A later occurrence of the same alert still opens an incident.
+    fresh = alert_body("firing", fingerprint="early")
+    fresh["alerts"][0]["startsAt"] = "2026-11-30T09:00:00Z"
+    answer = await client.post(alertmanager_path, json=fresh)
+    assert len(answer.json()["incidents_opened"]) == 1
+
+
+async def test_resolve_dated_in_the_future_does_not_block(
+    client: httpx.AsyncClient, alertmanager_path: str, raw_db: asyncpg.Connection
+) -> None:
+    await client.post(alertmanager_path, json=alert_body("firing", fingerprint="fut"))
+    far = alert_body("resolved", fingerprint="fut", ends_at="9999-01-01T00:00:00Z")
+    assert (await client.post(alertmanager_path, json=far)).json()["alerts_resolved"] == 1
+    again = alert_body("firing", fingerprint="fut")
+    again["alerts"][0]["startsAt"] = "2030-01-01T00:00:00Z"
+    answer = await client.post(alertmanager_path, json=again)
+    assert len(answer.json()["incidents_opened"]) == 1

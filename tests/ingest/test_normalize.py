@@ -51,10 +51,18 @@ def test_unknown_severity_is_lenient_unless_strict() -> None:
     assert caught.value.field == "payload.severity"
 
 
-@pytest.mark.parametrize("value", [True, 8, -1, 2.5, [1], {"a": 1}])
+@pytest.mark.parametrize("value", [True, 2.5, [1], {"a": 1}])
 def test_unreadable_severity(value: object) -> None:
     with pytest.raises(ParseError):
         normalize_severity(value, "severity")
+
+
+@pytest.mark.parametrize("value", [8, -1, "10"])
+def test_out_of_range_number_strict_only(value: object) -> None:
+    # Label values are free text: a number outside syslog's range takes the default.
+    assert normalize_severity(value, "severity", default=Severity.warning)[0] == Severity.warning
+    with pytest.raises(ParseError):
+        normalize_severity(value, "payload.severity", strict=True)
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from app.incidents.events import AlertEvent, EventAction, Link
 from app.ingest.parsers.common import (
     IngestLimits,
     ParseError,
+    annotation_map,
     check_alert_count,
     expect_list,
     expect_object,
@@ -84,7 +85,7 @@ def _parse_alert(
     if status not in ("firing", "resolved"):
         raise ParseError(f"{field}.status", f"expected 'firing' or 'resolved', got {status!r}")
     labels = string_map(alert.get("labels"), f"{field}.labels", limits) or dict(common_labels)
-    annotations = string_map(alert.get("annotations"), f"{field}.annotations", limits)
+    annotations, cut = annotation_map(alert.get("annotations"), f"{field}.annotations", limits)
     starts_at = parse_timestamp(alert.get("startsAt"), f"{field}.startsAt")
     ends_at = parse_timestamp(alert.get("endsAt"), f"{field}.endsAt")
     fingerprint = optional_str(alert, "fingerprint", field) or fingerprint_labels(labels)
@@ -97,6 +98,8 @@ def _parse_alert(
         "annotations": annotations,
         **{key: value for key, value in group_details.items() if value},
     }
+    if cut:
+        details["truncated_annotations"] = cut
     summary, details = summary_with_overflow(summary, details, limits)
 
     return AlertEvent(

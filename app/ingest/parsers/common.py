@@ -31,6 +31,8 @@ class IngestLimits:
     max_labels: int = 128
     max_label_length: int = 8192
     max_summary_length: int = 1024
+    # Annotations and details are free text (descriptions, runbooks); longer values are cut.
+    max_annotation_length: int = 65536
 
 
 def load_json_object(body: bytes) -> dict[str, Any]:
@@ -44,17 +46,30 @@ def load_json_object(body: bytes) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise ParseError("body", f"the body is not valid UTF-8 (byte {exc.start})") from exc
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise ParseError(
             "body", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from exc
+    except RecursionError as exc:
+        raise ParseError("body", "the JSON is nested too deeply") from exc
+    except ValueError as exc:
+        # Python refuses integers of more than 4,300 digits (sys.set_int_max_str_digits).
+        raise ParseError("body", f"invalid JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise ParseError("body", f"expected a JSON object, got {json_type(value)}")
     # Only a \u escape can smuggle in text PostgreSQL cannot store, so most bodies skip the walk.
     if "\\u" in text:
-        _check_storable(value, "")
+        try:
+            _check_storable(value, "")
+        except RecursionError as exc:
+            raise ParseError("body", "the JSON is nested too deeply") from exc
     return value
+
+
+def _reject_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON (RFC 8259), and PostgreSQL's JSONB rejects them.
+    raise ParseError("body", f"{name} is not valid JSON; send a number or a string")
 
 
 def _check_storable(value: Any, path: str) -> None:
@@ -124,10 +139,20 @@ def optional_str(container: Mapping[str, Any], key: str, field: str) -> str | No
     return value
 
 
-def string_map(value: Any, field: str, limits: IngestLimits) -> dict[str, str]:
-    """Read a label-style object of strings; numbers and booleans become strings."""
-    if value is None:
-        return {}
+def _scalar_text(item: Any, field: str) -> str:
+    """Read one label or annotation value; numbers and booleans become strings."""
+    if isinstance(item, bool):
+        return "true" if item else "false"
+    if isinstance(item, (int, float)):
+        return str(item)
+    if isinstance(item, str):
+        return item
+    if item is None:
+        return ""
+    raise ParseError(field, f"expected a string, got {json_type(item)}")
+
+
+def _checked_object(value: Any, field: str, limits: IngestLimits) -> dict[str, Any]:
     mapping = expect_object(value, field)
     if len(mapping) > limits.max_labels:
         raise ParseError(
@@ -135,19 +160,24 @@ def string_map(value: Any, field: str, limits: IngestLimits) -> dict[str, str]:
             f"{len(mapping)} entries exceed the limit of {limits.max_labels} "
             "(TOCSIN_INGEST_MAX_LABELS)",
         )
+    for name in mapping:
+        if len(name) > limits.max_label_length:
+            raise ParseError(
+                f"{field}.{name[:64]}",
+                f"the name is longer than {limits.max_label_length} characters "
+                "(TOCSIN_INGEST_MAX_LABEL_LENGTH)",
+            )
+    return mapping
+
+
+def string_map(value: Any, field: str, limits: IngestLimits) -> dict[str, str]:
+    """Read a label-style object of strings; numbers and booleans become strings."""
+    if value is None:
+        return {}
     result: dict[str, str] = {}
-    for name, item in mapping.items():
-        if isinstance(item, bool):
-            text = "true" if item else "false"
-        elif isinstance(item, (int, float)):
-            text = str(item)
-        elif isinstance(item, str):
-            text = item
-        elif item is None:
-            text = ""
-        else:
-            raise ParseError(f"{field}.{name}", f"expected a string, got {json_type(item)}")
-        if len(name) > limits.max_label_length or len(text) > limits.max_label_length:
+    for name, item in _checked_object(value, field, limits).items():
+        text = _scalar_text(item, f"{field}.{name}")
+        if len(text) > limits.max_label_length:
             raise ParseError(
                 f"{field}.{name}",
                 f"longer than {limits.max_label_length} characters "
@@ -155,6 +185,27 @@ def string_map(value: Any, field: str, limits: IngestLimits) -> dict[str, str]:
             )
         result[name] = text
     return result
+
+
+def annotation_map(
+    value: Any, field: str, limits: IngestLimits
+) -> tuple[dict[str, str], list[str]]:
+    """Read free-text annotations; cut values over the limit and return the names cut.
+
+    Unlike labels, annotations do not identify an alert, and Alertmanager does not retry
+    a 4xx answer, so an over-long description is shortened instead of rejecting the alert.
+    """
+    if value is None:
+        return {}, []
+    result: dict[str, str] = {}
+    cut: list[str] = []
+    for name, item in _checked_object(value, field, limits).items():
+        text = _scalar_text(item, f"{field}.{name}")
+        if len(text) > limits.max_annotation_length:
+            text = truncate(text, limits.max_annotation_length)
+            cut.append(name)
+        result[name] = text
+    return result, cut
 
 
 def optional_text(container: Mapping[str, Any], key: str, field: str) -> str | None:
@@ -259,12 +310,15 @@ def normalize_severity(
             raise ParseError(field, f"severity number {value!r} is not a whole number 0-7")
         level = int(value)
         if level not in _SYSLOG_SEVERITY:
+            if not strict:
+                return default, str(value)
             raise ParseError(field, f"severity number {level} is outside the syslog range 0-7")
         return _SYSLOG_SEVERITY[level], str(value)
     if not isinstance(value, str):
         raise ParseError(field, f"expected a severity word or number, got {json_type(value)}")
     word = value.strip().lower()
-    if word.isdigit():
+    # isdigit alone accepts characters such as "²" that int() cannot read.
+    if word.isascii() and word.isdigit():
         return normalize_severity(int(word), field, default=default, strict=strict)[0], value
     severity = _SEVERITY_WORDS.get(word)
     if severity is not None:
@@ -321,9 +375,9 @@ def parse_timestamp(value: Any, field: str) -> datetime | None:
         zone = f"{zone[:3]}:{zone[3:]}"
     try:
         parsed = datetime.fromisoformat(f"{match['date']}T{time_part}.{fraction}{zone}")
-    except ValueError as exc:
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
         raise ParseError(field, f"invalid timestamp {value!r}: {exc}") from exc
-    return parsed.astimezone(UTC)
 
 
 def _from_epoch(number: float, field: str) -> datetime:
