@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -128,6 +129,15 @@ async def _note(session: AsyncSession, response_url: str, text: str) -> None:
     await enqueue(await raw_connection(session), [update_job(update)])
 
 
+def _notifier_signing_secret(settings: Any) -> SecretStr | None:
+    """The Slack notifier's signing secret (TOCSIN_NOTIFIERS__SLACK__SIGNING_SECRET), if set."""
+    options = (getattr(settings, "notifiers", None) or {}).get("slack") or {}
+    value = options.get("signing_secret")
+    if isinstance(value, SecretStr):
+        return value
+    return SecretStr(str(value)) if value else None
+
+
 @router.post(
     "/slack/interactions",
     response_class=Response,
@@ -145,7 +155,7 @@ async def slack_interaction(
     Send as Slack does: a form body with a ``payload`` JSON field, signed with the app's
     signing secret (``TOCSIN_ACTIONS__SLACK_SIGNING_SECRET``).
     """
-    secret = settings.actions.slack_signing_secret
+    secret = settings.actions.slack_signing_secret or _notifier_signing_secret(settings)
     if secret is None:
         raise NotFound(
             "Slack callbacks are off; set TOCSIN_ACTIONS__SLACK_SIGNING_SECRET to the Slack "

@@ -214,7 +214,7 @@ async def test_slack_api_posts_blocks_then_updates(
     receiver: Receiver,
 ) -> None:
     _, options = await setup_channel("slack-api", receiver, client, auth, demo)
-    await page_and_resolve(app, client, auth, alertmanager_path, raw_db, options)
+    incident_id = await page_and_resolve(app, client, auth, alertmanager_path, raw_db, options)
 
     post, ack, resolve = receiver.requests
     assert post.path == "/api/chat.postMessage"
@@ -230,6 +230,9 @@ async def test_slack_api_posts_blocks_then_updates(
     assert {button["type"] for button in buttons} == {"button"}
     assert buttons[0]["text"]["text"] == "Acknowledge"
     assert buttons[0]["url"] == links["acknowledge"]
+    # The interactivity endpoint's contract: the action after "tocsin:", the incident as value.
+    assert buttons[0]["action_id"] == "tocsin:acknowledge"
+    assert buttons[0]["value"] == incident_id
     assert {button["url"] for button in buttons} == set(links.values())
     assert context["type"] == "context"
 

@@ -141,13 +141,15 @@ class SlackNotifier(BaseNotifier):
         buttons = [
             {
                 "type": "button",
-                "action_id": f"tocsin_{item.name}",
+                # The contract of the interactivity endpoint (/callbacks/slack/interactions):
+                # the action's name after "tocsin:", and the incident id as the value.
+                "action_id": f"tocsin:{item.name}",
                 "text": {
                     "type": "plain_text",
                     "text": truncate(item.label, BUTTON_TEXT_MAX_CHARS),
                 },
                 "url": item.url,
-                "value": item.name,
+                "value": str(message.incident.get("id") or item.name),
                 **({"style": "primary"} if item.name == "acknowledge" else {}),
             }
             for item in render.link_items(message)[:MAX_BUTTONS]
