@@ -119,4 +119,9 @@ ESCALATE = register(
         "escalate", 6, "Escalate to the next level", "Escalated", _can_escalate, reply_letter="e"
     )
 )
+# Reassign the incident to the link's own user and acknowledge it for them: a link binds
+# one user, so "reassign" by link can only mean "to me".
+TAKE = register(
+    ActionSpec("take", 8, "Take it (reassign to me)", "Taken", _is_open, reply_letter="t")
+)
 VIEW = register(ActionSpec("view", 7, "View incident", "Viewed", _always, changes_state=False))

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.actions import catalog
 from app.actions.links import incident_state
 from app.core.time import utcnow
-from app.incidents import actions_support, service
+from app.incidents import actions_support, escalation_actions, service
 from app.incidents.actions_support import clock, snoozed_until
 from app.incidents.models import Incident, IncidentStatus
 from app.oncall.models import User
@@ -132,7 +132,17 @@ async def _escalate(
     await actions_support.escalate(session, incident.id, actor=actor)
 
 
+async def _take(
+    session: AsyncSession, incident: Incident, spec: catalog.ActionSpec, actor: dict[str, Any]
+) -> None:
+    user_id = uuid.UUID(str(actor["id"]))
+    await escalation_actions.reassign(session, incident.id, user_id=user_id, actor=actor)
+    # The taker answered the page, so the reassignment's own page to them is not sent.
+    await service.acknowledge(session, incident.id, actor=actor)
+
+
 register_performer(catalog.ACKNOWLEDGE.name, _acknowledge)
+register_performer(catalog.TAKE.name, _take)
 register_performer(catalog.RESOLVE.name, _resolve)
 for _spec in catalog.ACTIONS.values():
     if _spec.snooze_for is not None:

@@ -33,7 +33,17 @@ EVENT_COLORS = {
 }
 NEUTRAL_COLOR = "667085"
 # Actions first, in the order a responder needs them; other link names follow sorted.
-LINK_ORDER = ("acknowledge", "resolve", "snooze", "escalate", "view")
+# Channels that show only a few buttons keep the first ones.
+LINK_ORDER = (
+    "acknowledge",
+    "resolve",
+    "escalate",
+    "take",
+    "view",
+    "snooze-15m",
+    "snooze-1h",
+    "snooze-4h",
+)
 # A digest lists this many incidents by name and counts the rest.
 DIGEST_LISTED = 10
 

@@ -56,6 +56,7 @@ class TestPageLinks:
             "snooze-15m",
             "snooze-1h",
             "snooze-4h",
+            "take",
             "view",
         }
         for url in paged.links.values():
@@ -442,3 +443,40 @@ class TestResponderPages:
 
 async def test_link_url_uses_public_base(settings: Settings) -> None:
     assert link_url(settings, "abc") == "http://tocsin.test/a/abc"
+
+
+class TestTake:
+    async def test_take_reassigns_to_link_user_and_acknowledges(
+        self,
+        client: httpx.AsyncClient,
+        paged: PagedIncident,
+        raw_db: asyncpg.Connection,
+        paging: PagingContext,
+    ) -> None:
+        pages_before = await raw_db.fetchval(
+            "SELECT count(*) FROM notifications WHERE event = 'incident.triggered'"
+        )
+        response = await client.post(paged.path("take"))
+        assert response.status_code == 200
+        assert await incident_status(raw_db, paged.id) == "acknowledged"
+        await drain_jobs(raw_db, paging)
+        kinds = [
+            row["kind"]
+            for row in await raw_db.fetch(
+                "SELECT kind FROM timeline_entries WHERE incident_id = $1 ORDER BY at, id",
+                paged.id,
+            )
+        ]
+        assert "incident.reassigned" in kinds
+        assert kinds.index("incident.reassigned") < kinds.index("incident.acknowledged")
+        reassigned = await raw_db.fetchval(
+            "SELECT data->>'user_id' FROM timeline_entries "
+            "WHERE incident_id = $1 AND kind = 'incident.reassigned'",
+            paged.id,
+        )
+        assert reassigned == str(paged.user_id)
+        # The taker is not paged about the incident they just took.
+        pages_after = await raw_db.fetchval(
+            "SELECT count(*) FROM notifications WHERE event = 'incident.triggered'"
+        )
+        assert pages_after == pages_before

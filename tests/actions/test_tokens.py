@@ -201,4 +201,5 @@ def test_catalog_codes_are_unique_and_stable() -> None:
         "snooze-4h": 5,
         "escalate": 6,
         "view": 7,
+        "take": 8,
     }

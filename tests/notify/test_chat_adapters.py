@@ -341,7 +341,9 @@ async def test_teams_sends_adaptive_card(
         "title": "Acknowledge",
         "url": links["acknowledge"],
     }
-    assert {action["url"] for action in card["actions"]} == set(links.values())
+    # Teams shows at most six actions; the first ones in the render order are kept.
+    assert len(card["actions"]) == min(6, len(links))
+    assert {action["url"] for action in card["actions"]} <= set(links.values())
     resolved = receiver.requests[1].json()["attachments"][0]["content"]["body"][0]
     assert resolved["color"] == "Good"
 
