@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -121,21 +122,29 @@ def _add_operational_routes(app: FastAPI) -> None:
     @app.get(
         "/readyz",
         tags=["operations"],
-        summary="Readiness: the database answers and its schema is at the latest migration",
+        summary="Readiness: the database answers, its schema is at the latest migration "
+        "and this process's job worker runs",
         responses=problem_responses(503),
     )
     async def readyz(request: Request) -> Any:
         head = request.app.state.migration_head
+        problems: list[str] = []
+        current = None
         try:
             async with request.app.state.engine.connect() as connection:
                 current = await connection.scalar(text("SELECT version_num FROM alembic_version"))
         except Exception as exc:
-            return _not_ready(request, f"The database is unreachable: {type(exc).__name__}.")
-        if current != head:
-            return _not_ready(
-                request,
-                f"The database schema is at {current}, not {head}; run `tocsin migrate`.",
-            )
+            problems.append(f"The database is unreachable: {type(exc).__name__}.")
+        else:
+            if current != head:
+                problems.append(
+                    f"The database schema is at {current}, not {head}; run `tocsin migrate`."
+                )
+        worker_problem = _worker_problem(request)
+        if worker_problem is not None:
+            problems.append(worker_problem)
+        if problems:
+            return _not_ready(request, " ".join(problems))
         return {"status": "ok", "migration": current}
 
     @app.get(
@@ -150,6 +159,14 @@ def _add_operational_routes(app: FastAPI) -> None:
         if entry is None:
             raise NotFound(f"No problem type is named {code!r}.", field="code")
         return entry
+
+
+def _worker_problem(request: Request) -> str | None:
+    worker: Worker | None = getattr(request.app.state, "worker", None)
+    if worker is None:
+        return None
+    grace = request.app.state.settings.worker_down_grace_seconds
+    return worker.health.problem(time.monotonic(), grace)
 
 
 def _not_ready(request: Request, detail: str) -> JSONResponse:

@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     worker_concurrency: Annotated[int, Field(ge=1, le=1000)] = 32
     # A job whose worker stopped sending heartbeats is picked up again after this long.
     worker_heartbeat_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    # /readyz returns 503 once this process's worker has been down for longer than this.
+    worker_down_grace_seconds: Annotated[float, Field(ge=0, le=3600)] = 15.0
     delivery_max_attempts: Annotated[int, Field(ge=1, le=50)] = 6
     delivery_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
     notifiers: dict[str, dict[str, Any]] = Field(

@@ -320,7 +320,8 @@ _EXTRA_PROBLEMS = {
     "not_ready": (
         503,
         "Not ready",
-        "The database is unreachable or its schema is not at the latest migration.",
+        "The database is unreachable, its schema is not at the latest migration, or this "
+        "process's job worker has been down longer than TOCSIN_WORKER_DOWN_GRACE_SECONDS.",
     ),
     "method_not_allowed": (
         405,
