@@ -13,11 +13,12 @@ from sqlalchemy import select
 from app.api.auth import Principal, Scope, require
 from app.api.deps import SessionDep
 from app.api.models import ApiKey
+from app.api.retry import TransactionRetryRoute
 from app.core.errors import NotFound, problem_responses
 from app.core.security import hash_key, new_api_key
 from app.core.time import utcnow
 
-router = APIRouter(prefix="/api-keys", tags=["api keys"])
+router = APIRouter(prefix="/api-keys", tags=["api keys"], route_class=TransactionRetryRoute)
 
 Admin = Annotated[Principal, Depends(require(Scope.admin))]
 

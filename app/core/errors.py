@@ -136,6 +136,13 @@ class ServiceUnavailable(AppError):
         self.headers.setdefault("Retry-After", str(RETRY_AFTER_SECONDS))
 
 
+class TransactionConflict(ServiceUnavailable):
+    """Concurrent requests kept aborting this one's transaction; retry after Retry-After."""
+
+    code = "transaction_conflict"
+    title = "Service unavailable"
+
+
 def problem_response(
     request: Request,
     *,

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from app.api.auth import Principal, Scope, require
 from app.api.deps import SessionDep
 from app.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, fetch_page
+from app.api.retry import TransactionRetryRoute
 from app.core.errors import Conflict, NotFound, problem_responses
 from app.core.security import SecretBox
 from app.core.time import utcnow
@@ -27,7 +28,7 @@ from app.oncall.schemas import (
 )
 from app.oncall.user_routes import add_user_routes
 
-router = APIRouter(tags=["users"])
+router = APIRouter(tags=["users"], route_class=TransactionRetryRoute)
 
 Reader = Annotated[Principal, Depends(require(Scope.config_read))]
 Writer = Annotated[Principal, Depends(require(Scope.config_write))]

@@ -15,6 +15,7 @@ from app.api.pagination import (
     Page,
     fetch_page,
 )
+from app.api.retry import TransactionRetryRoute
 from app.core.errors import problem_responses
 from app.ingest.integration_settings import check_integration_settings
 from app.services import service as services
@@ -29,7 +30,7 @@ from app.services.schemas import (
     ServiceUpdate,
 )
 
-router = APIRouter(tags=["services"])
+router = APIRouter(tags=["services"], route_class=TransactionRetryRoute)
 
 Reader = Annotated[Principal, Depends(require(Scope.config_read))]
 Writer = Annotated[Principal, Depends(require(Scope.config_write))]
