@@ -104,7 +104,9 @@ class Settings(BaseSettings):
     worker_heartbeat_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
     # /readyz returns 503 once this process's worker has been down for longer than this.
     worker_down_grace_seconds: Annotated[float, Field(ge=0, le=3600)] = 15.0
-    delivery_max_attempts: Annotated[int, Field(ge=1, le=50)] = 6
+    # With the backoff in app/notify/delivery.py, 14 attempts span 2,010 s (33.5 minutes)
+    # before jitter, so a page outlasts a receiver outage of about half an hour.
+    delivery_max_attempts: Annotated[int, Field(ge=1, le=50)] = 14
     delivery_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
     notifiers: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
