@@ -27,6 +27,7 @@ from app.core.errors import (
     PROBLEM_JSON,
     NotFound,
     Problem,
+    ProblemType,
     install_error_handlers,
     problem_catalog,
     problem_responses,
@@ -153,7 +154,7 @@ def _add_operational_routes(app: FastAPI) -> None:
         summary="Describe a problem type",
         responses=problem_responses(404, 422),
     )
-    async def describe_problem(code: str) -> dict[str, str]:
+    async def describe_problem(code: str) -> ProblemType:
         catalog = problem_catalog()
         entry = catalog.get(code.replace("-", "_"))
         if entry is None:
