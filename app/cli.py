@@ -64,6 +64,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from app.main import create_app
 
     settings = _settings()
+    host = args.host or settings.host
+    port = args.port or settings.port
+    # Without TOCSIN_PUBLIC_URL, links and demo URLs name the address served here.
+    settings = settings.model_copy(update={"host": host, "port": port})
     url = resolve_database_url(settings)
     if not args.no_migrate:
         upgrade(url)
@@ -76,8 +80,6 @@ def cmd_serve(args: argparse.Namespace) -> None:
                 flush=True,
             )
             _print_demo(demo, as_json=True)
-    host = args.host or settings.host
-    port = args.port or settings.port
     app = create_app(settings, run_worker=not args.no_worker, database_url=url)
     log.info("serve.starting", host=host, port=port, worker=not args.no_worker)
     # uvicorn re-raises SIGINT or SIGTERM after its graceful shutdown, through the handler

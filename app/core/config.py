@@ -86,7 +86,11 @@ class Settings(BaseSettings):
         default=None,
         description="Key for HMAC signatures and encryption. Unset: generated once in data_dir.",
     )
-    public_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8080")
+    public_url: AnyHttpUrl | None = Field(
+        default=None,
+        description="Base URL that responders and senders reach Tocsin at. "
+        "Unset: http://<host>:<port>, with 127.0.0.1 for a host that means every interface.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"
 
@@ -145,7 +149,9 @@ class Settings(BaseSettings):
 
     @property
     def public_base_url(self) -> str:
-        return str(self.public_url).rstrip("/")
+        if self.public_url is not None:
+            return str(self.public_url).rstrip("/")
+        return f"http://{_url_host(self.host)}:{self.port}"
 
     def signing_key(self) -> bytes:
         """Return the secret key, creating and storing one in data_dir when none is set."""
@@ -166,6 +172,18 @@ class Settings(BaseSettings):
         key = path.read_text().strip()
         self.secret_key = SecretStr(key)
         return key.encode()
+
+
+# Listening on every interface includes the loopback one, which is the best default guess.
+_EVERY_INTERFACE = frozenset({"", "0.0.0.0", "::"})  # noqa: S104 - compared, not bound
+
+
+def _url_host(host: str) -> str:
+    if host in _EVERY_INTERFACE:
+        return "127.0.0.1"
+    if ":" in host:
+        return f"[{host}]"
+    return host
 
 
 @lru_cache
