@@ -41,6 +41,9 @@ from app.notify.callbacks import router as notifier_callbacks_router
 
 log = get_logger(__name__)
 
+# Jobs still running at shutdown get this long to finish before the worker is cancelled.
+WORKER_STOP_TIMEOUT_SECONDS = 10
+
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -62,7 +65,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if worker_task is not None:
             app.state.worker.stop()
             with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(worker_task, timeout=10)
+                try:
+                    await asyncio.wait_for(worker_task, timeout=WORKER_STOP_TIMEOUT_SECONDS)
+                except TimeoutError:
+                    # wait_for cancelled the worker, e.g. while it was still connecting.
+                    log.warning(
+                        "worker.stop_timed_out", timeout_seconds=WORKER_STOP_TIMEOUT_SECONDS
+                    )
         await app.state.engine.dispose()
         log.info("api.stopped")
 
