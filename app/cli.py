@@ -7,6 +7,7 @@ import asyncio
 import json
 import signal
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_sessionmaker, resolve_database_url
 from app.core.logging import configure_logging, get_logger
 from app.core.migrate import upgrade
+from app.core.time import isoformat, utcnow
 
 log = get_logger("tocsin")
 
@@ -62,6 +64,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from app.main import create_app
 
     settings = _settings()
+    host = args.host or settings.host
+    port = args.port or settings.port
+    # Without TOCSIN_PUBLIC_URL, links and demo URLs name the address served here.
+    settings = settings.model_copy(update={"host": host, "port": port})
     url = resolve_database_url(settings)
     if not args.no_migrate:
         upgrade(url)
@@ -74,8 +80,6 @@ def cmd_serve(args: argparse.Namespace) -> None:
                 flush=True,
             )
             _print_demo(demo, as_json=True)
-    host = args.host or settings.host
-    port = args.port or settings.port
     app = create_app(settings, run_worker=not args.no_worker, database_url=url)
     log.info("serve.starting", host=host, port=port, worker=not args.no_worker)
     # uvicorn re-raises SIGINT or SIGTERM after its graceful shutdown, through the handler
@@ -125,17 +129,17 @@ def cmd_demo(args: argparse.Namespace) -> None:
     _print_demo(demo, as_json=args.json)
 
 
-def cmd_send_test_alert(args: argparse.Namespace) -> None:
-    """Post one Alertmanager-format alert to a running Tocsin, as a smoke test."""
-    settings = _settings()
-    url = args.url
-    if url is None:
-        from app.demo import derived_secret
+# Every test alert has this fingerprint, so --resolve ends the one sent before. A send after
+# a resolve still opens a new incident: its startsAt is later than the resolved alert's end.
+TEST_ALERT_FINGERPRINT = "tocsin-test-alert"
+# Alertmanager's value for "no end time yet".
+ALERTMANAGER_NO_END = "0001-01-01T00:00:00Z"
 
-        key = derived_secret(settings, "integration alertmanager", 32)
-        url = f"{settings.public_base_url}/ingest/alertmanager/{key}"
-    status = "resolved" if args.resolve else "firing"
-    payload = {
+
+def build_test_alert(*, resolve: bool, now: datetime) -> dict[str, Any]:
+    """Build the Alertmanager webhook body of the test alert, stamped with ``now``."""
+    status = "resolved" if resolve else "firing"
+    return {
         "version": "4",
         "groupKey": '{}:{alertname="TocsinTestAlert"}',
         "status": status,
@@ -145,17 +149,44 @@ def cmd_send_test_alert(args: argparse.Namespace) -> None:
                 "status": status,
                 "labels": {"alertname": "TocsinTestAlert", "severity": "critical"},
                 "annotations": {"summary": "Test alert sent by `tocsin send-test-alert`"},
-                "startsAt": "2026-01-01T00:00:00Z",
-                "endsAt": "2026-01-01T00:05:00Z" if args.resolve else "0001-01-01T00:00:00Z",
-                "fingerprint": "tocsin-test-alert",
+                "startsAt": isoformat(now),
+                "endsAt": isoformat(now) if resolve else ALERTMANAGER_NO_END,
+                "fingerprint": TEST_ALERT_FINGERPRINT,
             }
         ],
     }
+
+
+def cmd_send_test_alert(args: argparse.Namespace) -> None:
+    """Post one Alertmanager-format alert to a running Tocsin, as a smoke test."""
+    settings = _settings()
+    url = args.url
+    if url is None:
+        from app.demo import derived_secret
+
+        key = derived_secret(settings, "integration alertmanager", 32)
+        url = f"{settings.public_base_url}/ingest/alertmanager/{key}"
+    payload = build_test_alert(resolve=args.resolve, now=utcnow())
     response = httpx.post(url, json=payload, timeout=10)
     print(f"HTTP {response.status_code}")
     print(response.text)
     if response.status_code >= 400:
         raise SystemExit(1)
+    hint = _test_alert_hint(response.json(), resolve=args.resolve)
+    if hint:
+        print(hint, file=sys.stderr)
+
+
+def _test_alert_hint(result: dict[str, Any], *, resolve: bool) -> str | None:
+    """Return a hint when the response shows that nothing was paged or resolved, else None."""
+    if resolve and not result.get("alerts_resolved"):
+        return "No test alert was firing, so nothing was resolved."
+    if not resolve and not result.get("incidents_opened") and result.get("alerts_updated"):
+        return (
+            "The test alert is already firing, so it updated its incident and paged nobody. "
+            "Run `tocsin send-test-alert --resolve`, then send it again to page."
+        )
+    return None
 
 
 def cmd_openapi(args: argparse.Namespace) -> None:
@@ -201,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
         "send-test-alert", help="post a test alert to a running server"
     )
     test_alert.add_argument("--url", help="ingest URL (default: the demo Alertmanager integration)")
-    test_alert.add_argument("--resolve", action="store_true", help="send the resolve instead")
+    test_alert.add_argument("--resolve", action="store_true", help="resolve the test alert")
     test_alert.set_defaults(handler=cmd_send_test_alert)
 
     openapi = commands.add_parser("openapi", help="write the OpenAPI document as YAML")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -26,6 +27,7 @@ from app.core.errors import (
     PROBLEM_JSON,
     NotFound,
     Problem,
+    ProblemType,
     install_error_handlers,
     problem_catalog,
     problem_responses,
@@ -38,6 +40,9 @@ from app.jobs.worker import Worker
 from app.notify.callbacks import router as notifier_callbacks_router
 
 log = get_logger(__name__)
+
+# Jobs still running at shutdown get this long to finish before the worker is cancelled.
+WORKER_STOP_TIMEOUT_SECONDS = 10
 
 
 @asynccontextmanager
@@ -60,7 +65,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if worker_task is not None:
             app.state.worker.stop()
             with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(worker_task, timeout=10)
+                try:
+                    await asyncio.wait_for(worker_task, timeout=WORKER_STOP_TIMEOUT_SECONDS)
+                except TimeoutError:
+                    # wait_for cancelled the worker, e.g. while it was still connecting.
+                    log.warning(
+                        "worker.stop_timed_out", timeout_seconds=WORKER_STOP_TIMEOUT_SECONDS
+                    )
         await app.state.engine.dispose()
         log.info("api.stopped")
 
@@ -121,21 +132,29 @@ def _add_operational_routes(app: FastAPI) -> None:
     @app.get(
         "/readyz",
         tags=["operations"],
-        summary="Readiness: the database answers and its schema is at the latest migration",
+        summary="Readiness: the database answers, its schema is at the latest migration "
+        "and this process's job worker runs",
         responses=problem_responses(503),
     )
     async def readyz(request: Request) -> Any:
         head = request.app.state.migration_head
+        problems: list[str] = []
+        current = None
         try:
             async with request.app.state.engine.connect() as connection:
                 current = await connection.scalar(text("SELECT version_num FROM alembic_version"))
         except Exception as exc:
-            return _not_ready(request, f"The database is unreachable: {type(exc).__name__}.")
-        if current != head:
-            return _not_ready(
-                request,
-                f"The database schema is at {current}, not {head}; run `tocsin migrate`.",
-            )
+            problems.append(f"The database is unreachable: {type(exc).__name__}.")
+        else:
+            if current != head:
+                problems.append(
+                    f"The database schema is at {current}, not {head}; run `tocsin migrate`."
+                )
+        worker_problem = _worker_problem(request)
+        if worker_problem is not None:
+            problems.append(worker_problem)
+        if problems:
+            return _not_ready(request, " ".join(problems))
         return {"status": "ok", "migration": current}
 
     @app.get(
@@ -144,12 +163,20 @@ def _add_operational_routes(app: FastAPI) -> None:
         summary="Describe a problem type",
         responses=problem_responses(404, 422),
     )
-    async def describe_problem(code: str) -> dict[str, str]:
+    async def describe_problem(code: str) -> ProblemType:
         catalog = problem_catalog()
         entry = catalog.get(code.replace("-", "_"))
         if entry is None:
             raise NotFound(f"No problem type is named {code!r}.", field="code")
         return entry
+
+
+def _worker_problem(request: Request) -> str | None:
+    worker: Worker | None = getattr(request.app.state, "worker", None)
+    if worker is None:
+        return None
+    grace = request.app.state.settings.worker_down_grace_seconds
+    return worker.health.problem(time.monotonic(), grace)
 
 
 def _not_ready(request: Request, detail: str) -> JSONResponse:

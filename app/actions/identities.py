@@ -12,10 +12,11 @@ from sqlalchemy.exc import IntegrityError
 from app.actions.models import ChatIdentity
 from app.api.auth import Principal, Scope, require
 from app.api.deps import SessionDep
+from app.api.retry import TransactionRetryRoute
 from app.core.errors import Conflict, NotFound, problem_responses
 from app.oncall.models import User
 
-router = APIRouter(tags=["users"])
+router = APIRouter(tags=["users"], route_class=TransactionRetryRoute)
 
 Reader = Annotated[Principal, Depends(require(Scope.config_read))]
 Writer = Annotated[Principal, Depends(require(Scope.config_write))]

@@ -9,15 +9,18 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.auth import Principal, Scope, require
 from app.api.deps import SessionDep
 from app.api.models import ApiKey
+from app.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, fetch_page
+from app.api.retry import TransactionRetryRoute
 from app.core.errors import NotFound, problem_responses
 from app.core.security import hash_key, new_api_key
 from app.core.time import utcnow
 
-router = APIRouter(prefix="/api-keys", tags=["api keys"])
+router = APIRouter(prefix="/api-keys", tags=["api keys"], route_class=TransactionRetryRoute)
 
 Admin = Annotated[Principal, Depends(require(Scope.admin))]
 
@@ -53,11 +56,26 @@ async def create_api_key(
     return api_key, key
 
 
-@router.get("", response_model=list[ApiKeyRead], responses=problem_responses(401, 403))
-async def list_api_keys(session: SessionDep, _: Admin) -> list[ApiKeyRead]:
-    """List API keys, without their secrets."""
-    rows = await session.scalars(select(ApiKey).order_by(ApiKey.created_at))
-    return [ApiKeyRead.model_validate(row) for row in rows]
+@router.get("", response_model=Page[ApiKeyRead], responses=problem_responses(400, 401, 403))
+async def list_api_keys(
+    session: SessionDep, _: Admin, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
+) -> Page[ApiKeyRead]:
+    """List API keys, oldest first, without their secrets."""
+    rows, next_cursor = await fetch_page(
+        session,
+        select(ApiKey),
+        time_column=ApiKey.created_at,
+        id_column=ApiKey.id,
+        limit=limit,
+        cursor=cursor,
+    )
+    return Page(items=[ApiKeyRead.model_validate(row) for row in rows], next_cursor=next_cursor)
+
+
+@router.get("/{api_key_id}", response_model=ApiKeyRead, responses=problem_responses(401, 403, 404))
+async def get_api_key(api_key_id: uuid.UUID, session: SessionDep, _: Admin) -> ApiKeyRead:
+    """Get an API key, without its secret."""
+    return ApiKeyRead.model_validate(await _get_api_key(session, api_key_id))
 
 
 @router.post(
@@ -82,10 +100,15 @@ async def create_key(
 )
 async def revoke_key(api_key_id: uuid.UUID, session: SessionDep, _: Admin) -> ApiKeyRead:
     """Revoke an API key; it stops working at once."""
-    api_key = await session.get(ApiKey, api_key_id)
-    if api_key is None:
-        raise NotFound(f"API key {api_key_id} does not exist.", field="api_key_id")
+    api_key = await _get_api_key(session, api_key_id)
     if api_key.revoked_at is None:
         api_key.revoked_at = utcnow()
         await session.flush()
     return ApiKeyRead.model_validate(api_key)
+
+
+async def _get_api_key(session: AsyncSession, api_key_id: uuid.UUID) -> ApiKey:
+    api_key = await session.get(ApiKey, api_key_id)
+    if api_key is None:
+        raise NotFound(f"API key {api_key_id} does not exist.", field="api_key_id")
+    return api_key

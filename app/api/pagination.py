@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Generic, TypeVar
 
 from fastapi import Query
@@ -45,11 +45,22 @@ def encode_cursor(at: datetime, row_id: uuid.UUID) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """Return the (time, id) position in ``cursor``; raise BadRequest when it is not one."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        at_text, id_text = json.loads(base64.urlsafe_b64decode(padded))
-        return datetime.fromisoformat(at_text), uuid.UUID(id_text)
-    except (ValueError, TypeError, binascii.Error) as exc:
+        value = json.loads(base64.urlsafe_b64decode(padded))
+        if not (isinstance(value, list) and len(value) == 2):
+            raise ValueError("a cursor is a JSON array of a time and an id")
+        at_text, id_text = value
+        if not (isinstance(at_text, str) and isinstance(id_text, str)):
+            raise ValueError("a cursor contains two strings")
+        at = datetime.fromisoformat(at_text)
+        if at.tzinfo is None:
+            raise ValueError("a cursor time must have a UTC offset")
+        # Converting to UTC here raises OverflowError for a time outside datetime's range
+        # in UTC, which asyncpg would otherwise raise as a database error.
+        return at.astimezone(UTC), uuid.UUID(id_text)
+    except (ValueError, TypeError, OverflowError, RecursionError, binascii.Error) as exc:
         raise BadRequest(
             "The cursor is invalid; pass the next_cursor value of a previous page unchanged.",
             field="cursor",

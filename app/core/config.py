@@ -86,7 +86,11 @@ class Settings(BaseSettings):
         default=None,
         description="Key for HMAC signatures and encryption. Unset: generated once in data_dir.",
     )
-    public_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8080")
+    public_url: AnyHttpUrl | None = Field(
+        default=None,
+        description="Base URL that responders and senders reach Tocsin at. "
+        "Unset: http://<host>:<port>, with 127.0.0.1 for a host that means every interface.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"
 
@@ -102,7 +106,11 @@ class Settings(BaseSettings):
     worker_concurrency: Annotated[int, Field(ge=1, le=1000)] = 32
     # A job whose worker stopped sending heartbeats is picked up again after this long.
     worker_heartbeat_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
-    delivery_max_attempts: Annotated[int, Field(ge=1, le=50)] = 6
+    # /readyz returns 503 once this process's worker has been down for longer than this.
+    worker_down_grace_seconds: Annotated[float, Field(ge=0, le=3600)] = 15.0
+    # With the backoff in app/notify/delivery.py, 14 attempts span 2,010 s (33.5 minutes)
+    # before jitter, so a page outlasts a receiver outage of about half an hour.
+    delivery_max_attempts: Annotated[int, Field(ge=1, le=50)] = 14
     delivery_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
     notifiers: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
@@ -141,7 +149,9 @@ class Settings(BaseSettings):
 
     @property
     def public_base_url(self) -> str:
-        return str(self.public_url).rstrip("/")
+        if self.public_url is not None:
+            return str(self.public_url).rstrip("/")
+        return f"http://{_url_host(self.host)}:{self.port}"
 
     def signing_key(self) -> bytes:
         """Return the secret key, creating and storing one in data_dir when none is set."""
@@ -162,6 +172,18 @@ class Settings(BaseSettings):
         key = path.read_text().strip()
         self.secret_key = SecretStr(key)
         return key.encode()
+
+
+# Listening on every interface includes the loopback one, which is the best default guess.
+_EVERY_INTERFACE = frozenset({"", "0.0.0.0", "::"})  # noqa: S104 - compared, not bound
+
+
+def _url_host(host: str) -> str:
+    if host in _EVERY_INTERFACE:
+        return "127.0.0.1"
+    if ":" in host:
+        return f"[{host}]"
+    return host
 
 
 @lru_cache

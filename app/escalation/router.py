@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.api.auth import Principal, Scope, require
 from app.api.deps import SessionDep
 from app.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, fetch_page
+from app.api.retry import TransactionRetryRoute
 from app.core.errors import Conflict, NotFound, Unprocessable, problem_responses
 from app.core.time import utcnow
 from app.escalation.models import EscalationLevel, EscalationPolicy
@@ -25,7 +26,9 @@ from app.oncall.models import Schedule, Team, User
 from app.oncall.notification_rules import installed_reachability, unreachable_users
 from app.oncall.service import resolve_targets
 
-router = APIRouter(prefix="/escalation-policies", tags=["escalation policies"])
+router = APIRouter(
+    prefix="/escalation-policies", tags=["escalation policies"], route_class=TransactionRetryRoute
+)
 
 Reader = Annotated[Principal, Depends(require(Scope.config_read))]
 Writer = Annotated[Principal, Depends(require(Scope.config_write))]

@@ -17,6 +17,7 @@ from app.api.pagination import (
     Page,
     fetch_page,
 )
+from app.api.retry import TransactionRetryRoute
 from app.core.errors import BadRequest, problem_responses
 from app.core.time import utcnow
 from app.escalation.schemas import EscalateIn, ReassignIn
@@ -42,7 +43,7 @@ from app.notify.models import Notification
 from app.notify.schemas import NotificationRead
 from app.services.models import Service
 
-router = APIRouter(prefix="/incidents", tags=["incidents"])
+router = APIRouter(prefix="/incidents", tags=["incidents"], route_class=TransactionRetryRoute)
 
 Reader = Annotated[Principal, Depends(require(Scope.incidents_read))]
 Writer = Annotated[Principal, Depends(require(Scope.incidents_write))]

@@ -113,6 +113,26 @@ async def _timeline(
     await insert_timeline(await raw_connection(session), entries, actor=actor, now=now)
 
 
+async def lock_alerts(
+    session: AsyncSession, incident_ids: list[uuid.UUID], *, firing_only: bool
+) -> None:
+    """Lock the alerts of ``incident_ids``. Call it before locking the incidents themselves.
+
+    Ingest locks an alert row first and its incident second, and its trigger path takes
+    alerts in dedup key order. Taking the locks in that same order keeps the two from
+    deadlocking.
+    """
+    statement = (
+        select(Alert.id)
+        .where(Alert.incident_id.in_(incident_ids))
+        .order_by(Alert.service_id, Alert.dedup_key, Alert.id)
+        .with_for_update()
+    )
+    if firing_only:
+        statement = statement.where(Alert.status == AlertStatus.firing)
+    await session.execute(statement)
+
+
 def _conflict(incident: Incident, action: str, allowed: str) -> Conflict:
     return Conflict(
         f"Incident {incident.id} is {incident.status}; only {allowed} incidents can be {action}.",
@@ -164,6 +184,7 @@ async def resolve(
     session: AsyncSession, incident_id: uuid.UUID, *, actor: dict[str, Any]
 ) -> Incident:
     """Resolve an open incident and its firing alerts; a later trigger opens a new incident."""
+    await lock_alerts(session, [incident_id], firing_only=True)
     incident = await get_incident(session, incident_id, lock=True)
     if incident.status in (IncidentStatus.resolved, IncidentStatus.closed):
         return incident
@@ -326,6 +347,7 @@ async def merge(
     if target_id in source_ids:
         raise Unprocessable("An incident cannot be merged into itself.", field="incident_ids")
     ids = sorted({target_id, *source_ids})
+    await lock_alerts(session, source_ids, firing_only=False)
     rows = (
         await session.scalars(
             select(Incident)

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from app.api.auth import Principal, Scope, require
 from app.api.deps import SessionDep, SettingsDep
 from app.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, fetch_page
+from app.api.retry import TransactionRetryRoute
 from app.core.errors import problem_responses
 from app.core.security import SecretBox
 from app.incidents import service as incidents
@@ -19,7 +20,7 @@ from app.ingest.schemas import ChangeRead, EventRead, SigningSecretCreated
 from app.ingest.signatures import new_signing_secret
 from app.services import service as services
 
-router = APIRouter()
+router = APIRouter(route_class=TransactionRetryRoute)
 
 IncidentReader = Annotated[Principal, Depends(require(Scope.incidents_read))]
 ConfigWriter = Annotated[Principal, Depends(require(Scope.config_write))]

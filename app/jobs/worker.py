@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import httpx
 from pgqueuer.db import AsyncpgDriver
 from pgqueuer.errors import RetryRequested
@@ -24,6 +28,7 @@ from app.core.security import SecretBox
 from app.core.time import utcnow
 from app.incidents import escalation_actions, lifecycle, paging
 from app.ingest.heartbeats import check_heartbeat
+from app.jobs.health import WorkerHealth, next_reconnect_delay
 from app.jobs.queue import (
     ACKNOWLEDGE_TIMEOUT,
     CONTACT_METHOD_VERIFICATION,
@@ -53,6 +58,8 @@ log = get_logger(__name__)
 # (status 'failed' in the pgqueuer table) for an operator to look at.
 HANDLER_RETRIES = 10
 HANDLER_RETRY_MAX_SECONDS = 300
+# A queue loop still running this many seconds after its start counts as up.
+UP_AFTER_SECONDS = 1.0
 
 Handler = Callable[[paging.PagingContext, dict[str, Any]], Awaitable[None]]
 
@@ -164,8 +171,27 @@ def _wrap(
     return run
 
 
+async def _close_quietly(connection: asyncpg.Connection) -> None:
+    """Close a connection that may already be broken, without waiting on a dead server."""
+    try:
+        await connection.close(timeout=5)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+        connection.terminate()
+
+
+class ConnectionLost(Exception):
+    """The worker's own database connection closed while its queue loop ran."""
+
+
 class Worker:
-    """Runs job handlers until ``stop`` is set; several workers may share one database."""
+    """Runs job handlers until ``stop`` is called; several workers may share one database.
+
+    When the queue loop ends on an error (the connection was lost, the listener failed,
+    the database is down), the worker logs it and reconnects, waiting 0.5 s, then twice as
+    long after each failure, up to 30 s. Jobs that the lost loop had picked stay 'picked'
+    until their heartbeat is older than ``worker_heartbeat_timeout_seconds``; then any
+    worker's next dequeue takes them again.
+    """
 
     def __init__(
         self,
@@ -190,31 +216,107 @@ class Worker:
             box=SecretBox(settings.signing_key()),
         )
         self.manager: QueueManager | None = None
+        self.health = WorkerHealth()
+        self._stopping = asyncio.Event()
 
     async def run(self) -> None:
+        """Run the queue loop, reconnecting after every failure, until ``stop`` is called."""
+        delay: float | None = None
+        try:
+            while not self._stopping.is_set():
+                try:
+                    await self._run_queue_loop()
+                except Exception as exc:
+                    if self._stopping.is_set():
+                        break
+                    error = f"{type(exc).__name__}: {exc}"
+                else:
+                    break
+                # A loop that came up resets the backoff, and each failed attempt doubles it.
+                delay = None if self.health.down_since is None else delay
+                delay = next_reconnect_delay(delay)
+                self._report_failure(error, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+        finally:
+            if self._own_http:
+                await self.http.aclose()
+            log.info("worker.stopped")
+
+    def _report_failure(self, error: str, delay: float) -> None:
+        first = self.health.failures == 0
+        self.health.mark_down(error, time.monotonic())
+        if first:
+            log.error("worker.interrupted", error=error, retry_in_seconds=delay)
+        else:
+            log.warning(
+                "worker.reconnect_failed",
+                error=error,
+                failures=self.health.failures,
+                retry_in_seconds=delay,
+            )
+
+    async def _run_queue_loop(self) -> None:
+        """Connect, run pgqueuer's queue manager until it ends, and close the connection.
+
+        Returns only when ``stop`` ended the loop; raises on every other end.
+        """
         connection = await connect_raw(self.database_url)
         try:
-            self.manager = QueueManager(Queries(AsyncpgDriver(connection)))
+            manager = QueueManager(Queries(AsyncpgDriver(connection)))
+            # pgqueuer notices a dead connection only at its next query, up to 30 s later.
+            # The termination callback ends its loop at once.
+            connection.add_termination_listener(lambda _: manager.shutdown.set())
             for name, handler in HANDLERS.items():
-                self.manager.entrypoint(name, on_failure="hold")(_wrap(name, handler, self.context))
+                manager.entrypoint(name, on_failure="hold")(_wrap(name, handler, self.context))
             # Every worker schedules the periodic sweep; its dedupe key keeps one per interval.
             async with connection.transaction():
                 await enqueue(connection, [lifecycle.sweep_job(utcnow())])
-            log.info("worker.started", notifiers=sorted(self.context.notifiers))
-            batch_size = max(1, self.settings.worker_concurrency // 2)
-            await self.manager.run(
+            self.manager = manager
+            if self._stopping.is_set():
+                return
+            await self._run_manager(manager)
+            if not self._stopping.is_set():
+                raise ConnectionLost("the worker's database connection was closed")
+        finally:
+            await _close_quietly(connection)
+
+    async def _run_manager(self, manager: QueueManager) -> None:
+        batch_size = max(1, self.settings.worker_concurrency // 2)
+        loop = asyncio.create_task(
+            manager.run(
                 batch_size=batch_size,
                 # pgqueuer requires room for two batches.
                 max_concurrent_tasks=max(self.settings.worker_concurrency, 2 * batch_size),
                 heartbeat_timeout=timedelta(seconds=self.settings.worker_heartbeat_timeout_seconds),
                 dequeue_timeout=timedelta(seconds=30),
-            )
+                # A failed LISTEN probe (pgqueuer 1.6 sends one every 10 s) ends the loop.
+                shutdown_on_listener_failure=True,
+            ),
+            name="tocsin-queue-loop",
+        )
+        try:
+            # pgqueuer checks its tables and starts listening when the loop starts (within
+            # milliseconds on a reachable database), so a loop that fails there never
+            # counts as up.
+            done, _ = await asyncio.wait({loop}, timeout=UP_AFTER_SECONDS)
+            if not done:
+                self._report_up()
+            await loop
         finally:
-            await connection.close()
-            if self._own_http:
-                await self.http.aclose()
-            log.info("worker.stopped")
+            if not loop.done():
+                loop.cancel()
+                await asyncio.wait({loop})
+
+    def _report_up(self) -> None:
+        down_since = self.health.down_since
+        recovered = self.health.failures > 0
+        self.health.mark_up()
+        if recovered and down_since is not None:
+            log.info("worker.reconnected", down_seconds=round(time.monotonic() - down_since, 1))
+        log.info("worker.started", notifiers=sorted(self.context.notifiers))
 
     def stop(self) -> None:
+        self._stopping.set()
         if self.manager is not None:
             self.manager.shutdown.set()

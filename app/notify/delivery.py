@@ -27,8 +27,11 @@ from app.oncall.models import ContactMethod
 log = get_logger(__name__)
 
 FINAL_STATUSES = (NotificationStatus.sent, NotificationStatus.failed, NotificationStatus.cancelled)
+# The wait after failed attempt n is BACKOFF_BASE_SECONDS * 2 ** (n - 1), capped, with
+# ±BACKOFF_JITTER of random spread so that many retries do not arrive at once.
 BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_MAX_SECONDS = 300.0
+BACKOFF_JITTER = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,12 +155,28 @@ async def attempt_delivery(
     return result, int((time.perf_counter() - started) * 1000)
 
 
+def backoff_seconds(attempt: int) -> float:
+    """Return the wait after failed attempt ``attempt`` (1-based), before jitter."""
+    return min(BACKOFF_BASE_SECONDS * 2.0 ** (attempt - 1), BACKOFF_MAX_SECONDS)
+
+
 def retry_delay(attempt: int, retry_after: float | None) -> timedelta:
-    """Exponential backoff with ±20 % jitter, or what the receiver asked for."""
+    """Return the backoff after ``attempt`` with jitter, or the receiver's Retry-After."""
     if retry_after is not None:
         return timedelta(seconds=retry_after)
-    seconds = min(BACKOFF_BASE_SECONDS * 2 ** (attempt - 1), BACKOFF_MAX_SECONDS)
-    return timedelta(seconds=seconds * random.uniform(0.8, 1.2))  # noqa: S311
+    spread = random.uniform(1 - BACKOFF_JITTER, 1 + BACKOFF_JITTER)  # noqa: S311
+    return timedelta(seconds=backoff_seconds(attempt) * spread)
+
+
+def retry_schedule(max_attempts: int) -> list[float]:
+    """Return when each attempt starts, in seconds after the first, without jitter.
+
+    This is the schedule when every attempt fails at once and no Retry-After arrives.
+    """
+    starts = [0.0]
+    for attempt in range(1, max_attempts):
+        starts.append(starts[-1] + backoff_seconds(attempt))
+    return starts
 
 
 async def record_attempt(

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from app.api.auth import Principal, Scope, require
 from app.api.deps import SessionDep, read_body
+from app.api.retry import TransactionRetryRoute
 from app.core.errors import FieldError, NotFound, Unauthorized, Unprocessable, problem_responses
 from app.core.time import utcnow
 from app.oncall import calendar_import, schedules
@@ -24,7 +25,7 @@ from app.oncall.models import User
 from app.oncall.schedule_schemas import CalendarFeedRead, CalendarImportRead
 from app.oncall.schedules_router import layer_read
 
-router = APIRouter(tags=["calendars"])
+router = APIRouter(tags=["calendars"], route_class=TransactionRetryRoute)
 
 Reader = Annotated[Principal, Depends(require(Scope.config_read))]
 Writer = Annotated[Principal, Depends(require(Scope.config_write))]

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from app.api.auth import Principal, Scope, require
 from app.api.deps import SessionDep
 from app.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, fetch_page
+from app.api.retry import TransactionRetryRoute
 from app.core.errors import Conflict, NotFound, problem_responses
 from app.core.security import SecretBox
 from app.core.time import utcnow
@@ -27,7 +28,7 @@ from app.oncall.schemas import (
 )
 from app.oncall.user_routes import add_user_routes
 
-router = APIRouter(tags=["users"])
+router = APIRouter(tags=["users"], route_class=TransactionRetryRoute)
 
 Reader = Annotated[Principal, Depends(require(Scope.config_read))]
 Writer = Annotated[Principal, Depends(require(Scope.config_write))]
@@ -117,20 +118,29 @@ async def delete_user(user_id: uuid.UUID, session: SessionDep, _: Writer) -> Non
 
 @router.get(
     "/users/{user_id}/contact-methods",
-    response_model=list[ContactMethodRead],
-    responses=problem_responses(401, 403, 404),
+    response_model=Page[ContactMethodRead],
+    responses=problem_responses(400, 401, 403, 404),
 )
 async def list_contact_methods(
-    user_id: uuid.UUID, session: SessionDep, _: Reader
-) -> list[ContactMethodRead]:
-    """List a user's contact methods."""
+    user_id: uuid.UUID,
+    session: SessionDep,
+    _: Reader,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> Page[ContactMethodRead]:
+    """List a user's contact methods, oldest first."""
     await _get_user(session, user_id)
-    rows = await session.scalars(
-        select(ContactMethod)
-        .where(ContactMethod.user_id == user_id)
-        .order_by(ContactMethod.created_at)
+    rows, next_cursor = await fetch_page(
+        session,
+        select(ContactMethod).where(ContactMethod.user_id == user_id),
+        time_column=ContactMethod.created_at,
+        id_column=ContactMethod.id,
+        limit=limit,
+        cursor=cursor,
     )
-    return [ContactMethodRead.model_validate(row) for row in rows]
+    return Page(
+        items=[ContactMethodRead.model_validate(row) for row in rows], next_cursor=next_cursor
+    )
 
 
 @router.post(

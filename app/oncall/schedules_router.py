@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from app.api.auth import Principal, Scope, require
 from app.api.deps import SessionDep
 from app.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, fetch_page
+from app.api.retry import TransactionRetryRoute
 from app.core.errors import (
     Conflict,
     NotFound,
@@ -38,7 +39,7 @@ from app.oncall.schedule_schemas import (
 )
 from app.oncall.shifts import SourceType
 
-router = APIRouter(prefix="/schedules", tags=["schedules"])
+router = APIRouter(prefix="/schedules", tags=["schedules"], route_class=TransactionRetryRoute)
 
 Reader = Annotated[Principal, Depends(require(Scope.config_read))]
 Writer = Annotated[Principal, Depends(require(Scope.config_write))]

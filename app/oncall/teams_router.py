@@ -9,6 +9,7 @@ from sqlalchemy import delete, func, select
 from app.api.auth import Principal, Scope, require
 from app.api.deps import SessionDep
 from app.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, fetch_page
+from app.api.retry import TransactionRetryRoute
 from app.core.errors import Conflict, NotFound, Unprocessable, problem_responses
 from app.core.models import Base
 from app.oncall import schedules
@@ -16,7 +17,7 @@ from app.oncall.models import Schedule, Team, TeamMember
 from app.oncall.notification_rules import installed_reachability, unreachable_users
 from app.oncall.schemas import TeamCreate, TeamMemberIn, TeamRead, TeamUpdate
 
-router = APIRouter(prefix="/teams", tags=["teams"])
+router = APIRouter(prefix="/teams", tags=["teams"], route_class=TransactionRetryRoute)
 
 Reader = Annotated[Principal, Depends(require(Scope.config_read))]
 Writer = Annotated[Principal, Depends(require(Scope.config_write))]

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from app.api.auth import Principal, Scope, require
 from app.api.deps import SessionDep
 from app.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, fetch_page
+from app.api.retry import TransactionRetryRoute
 from app.core.errors import problem_responses
 from app.core.time import utcnow
 from app.rules import maintenance
@@ -23,7 +24,7 @@ from app.rules.schemas import (
     SilenceUpdate,
 )
 
-router = APIRouter()
+router = APIRouter(route_class=TransactionRetryRoute)
 
 ConfigReader = Annotated[Principal, Depends(require(Scope.config_read))]
 ConfigWriter = Annotated[Principal, Depends(require(Scope.config_write))]

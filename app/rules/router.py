@@ -12,6 +12,7 @@ from sqlalchemy import func, select, tuple_
 from app.api.auth import Principal, Scope, require
 from app.api.deps import RawConnectionDep, SessionDep, SettingsDep
 from app.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, fetch_page
+from app.api.retry import TransactionRetryRoute
 from app.core.errors import BadRequest, problem_responses
 from app.rules import explain as explainer
 from app.rules import replay as replayer
@@ -35,7 +36,7 @@ from app.rules.schemas import (
 from app.rules.snapshot import compile_stored_rules
 from app.rules.timeline import from_json
 
-router = APIRouter(tags=["rules"])
+router = APIRouter(tags=["rules"], route_class=TransactionRetryRoute)
 
 Reader = Annotated[Principal, Depends(require(Scope.config_read))]
 Writer = Annotated[Principal, Depends(require(Scope.config_write))]

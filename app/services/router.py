@@ -15,6 +15,7 @@ from app.api.pagination import (
     Page,
     fetch_page,
 )
+from app.api.retry import TransactionRetryRoute
 from app.core.errors import problem_responses
 from app.ingest.integration_settings import check_integration_settings
 from app.services import service as services
@@ -29,7 +30,7 @@ from app.services.schemas import (
     ServiceUpdate,
 )
 
-router = APIRouter(tags=["services"])
+router = APIRouter(tags=["services"], route_class=TransactionRetryRoute)
 
 Reader = Annotated[Principal, Depends(require(Scope.config_read))]
 Writer = Annotated[Principal, Depends(require(Scope.config_write))]
@@ -102,20 +103,29 @@ async def delete_service(service_id: uuid.UUID, session: SessionDep, _: Writer) 
 
 @router.get(
     "/services/{service_id}/integrations",
-    response_model=list[IntegrationRead],
-    responses=problem_responses(401, 403, 404),
+    response_model=Page[IntegrationRead],
+    responses=problem_responses(400, 401, 403, 404),
 )
 async def list_integrations(
-    service_id: uuid.UUID, session: SessionDep, _: Reader
-) -> list[IntegrationRead]:
-    """List the integrations of a service. Keys are never shown again after creation."""
+    service_id: uuid.UUID,
+    session: SessionDep,
+    _: Reader,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> Page[IntegrationRead]:
+    """List the integrations of a service, oldest first. Keys are never shown again."""
     await services.get_service(session, service_id)
-    rows = await session.scalars(
-        select(Integration)
-        .where(Integration.service_id == service_id)
-        .order_by(Integration.created_at)
+    rows, next_cursor = await fetch_page(
+        session,
+        select(Integration).where(Integration.service_id == service_id),
+        time_column=Integration.created_at,
+        id_column=Integration.id,
+        limit=limit,
+        cursor=cursor,
     )
-    return [IntegrationRead.model_validate(row) for row in rows]
+    return Page(
+        items=[IntegrationRead.model_validate(row) for row in rows], next_cursor=next_cursor
+    )
 
 
 @router.post(

@@ -209,7 +209,7 @@ async def test_test_message_marks_verified(
     [request] = receiver.requests
     assert json.loads(request.body)["event"] == "notification.test"
     listed = await client.get(f"/v1/users/{demo['users'][0]['id']}/contact-methods", headers=auth)
-    [verified] = [item for item in listed.json() if item["id"] == method["id"]]
+    [verified] = [item for item in listed.json()["items"] if item["id"] == method["id"]]
     assert verified["verified_at"] is not None
 
 

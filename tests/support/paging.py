@@ -62,7 +62,7 @@ async def add_contact_method(
     user_id = demo["users"][0]["id"]
     if only:
         methods = await client.get(f"/v1/users/{user_id}/contact-methods", headers=auth)
-        for method in methods.json():
+        for method in methods.json()["items"]:
             await client.patch(
                 f"/v1/contact-methods/{method['id']}", json={"enabled": False}, headers=auth
             )
