@@ -11,6 +11,7 @@ from app.core.config import Settings
 from app.core.time import utcnow
 from app.escalation import engine
 from app.incidents.models import Incident
+from app.oncall.models import UserRole
 
 LINK_PATH = "/a/"
 
@@ -73,11 +74,15 @@ def action_links(
     user_id = recipient.get("user_id")
     if not user_id:
         return {}
+    # Observers only watch: their messages carry the view link alone.
+    watch_only = recipient.get("role") == UserRole.observer
     next_step = None if escalation_step is None else escalation_step + 1
     keyring = tokens.Keyring.from_settings(settings)
     now = utcnow()
     links = {}
     for spec in catalog.applicable(incident_state(incident, next_step=next_step)):
+        if watch_only and spec.changes_state:
+            continue
         token = mint_token(
             settings,
             keyring,

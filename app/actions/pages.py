@@ -23,6 +23,7 @@ from app.escalation.models import EscalationLevel
 from app.incidents import service as incidents
 from app.incidents.models import OPEN_STATUSES, Incident
 from app.oncall import service as oncall
+from app.oncall.models import UserRole
 from app.services.models import Service
 
 log = get_logger(__name__)
@@ -41,10 +42,6 @@ _LINK_ERRORS: dict[str, tuple[str, str]] = {
     "expired": (
         "This link has expired",
         "Action links work for a limited time after the page that carried them.",
-    ),
-    "wrong_incident": (
-        "This link does not match an incident here",
-        "The incident it names does not exist on this Tocsin server.",
     ),
 }
 _LINK_HINT = "Open the incident from a newer page, or sign in to Tocsin to act on it."
@@ -110,6 +107,8 @@ async def use_link(
         return _link_error(request, error)
     if link.spec == catalog.VIEW:
         return RedirectResponse(f"/incidents/{link.incident.id}", status_code=303)
+    if link.user.role == UserRole.observer:
+        return _observer_page(request, link.user.name)
     try:
         result, earlier = await links.use_link(session, link, now=now)
     except Conflict as error:
@@ -134,6 +133,16 @@ async def use_link(
     )
     sessions.set_session_cookie(response, settings, kind="user", subject_id=link.user.id, now=now)
     return response
+
+
+def _observer_page(request: Request, name: str) -> Response:
+    return error_page(
+        request,
+        status=403,
+        code="forbidden",
+        title="Observers cannot act",
+        detail=f"{name} is an observer: observers can view incidents but not act on them.",
+    )
 
 
 def _sign_in_redirect(request: Request) -> Response:

@@ -17,11 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.actions import catalog
 from app.actions.links import incident_state
+from app.core.errors import Forbidden
 from app.core.time import utcnow
 from app.incidents import actions_support, escalation_actions, service
 from app.incidents.actions_support import clock, snoozed_until
 from app.incidents.models import Incident, IncidentStatus
-from app.oncall.models import User
+from app.oncall.models import User, UserRole
 
 Performer = Callable[[AsyncSession, Incident, catalog.ActionSpec, dict[str, Any]], Awaitable[None]]
 
@@ -42,7 +43,13 @@ class ActionResult:
 
 
 def user_actor(user: User, channel: str) -> dict[str, Any]:
-    return {"type": "user", "id": str(user.id), "name": user.name, "channel": channel}
+    return {
+        "type": "user",
+        "id": str(user.id),
+        "name": user.name,
+        "channel": channel,
+        "role": user.role,
+    }
 
 
 async def perform(
@@ -52,7 +59,16 @@ async def perform(
     spec: catalog.ActionSpec,
     actor: dict[str, Any],
 ) -> ActionResult:
-    """Perform ``spec`` if it applies to the incident now; the caller commits."""
+    """Perform ``spec`` if it applies to the incident now; the caller commits.
+
+    Raises Forbidden when an observer tries an action that changes the incident, whatever
+    the channel: observers are paged and subscribed like anyone, but only watch.
+    """
+    if spec.changes_state and actor.get("role") == UserRole.observer:
+        raise Forbidden(
+            f"{actor.get('name', 'This user')} is an observer; observers can view incidents "
+            "but not act on them."
+        )
     incident = await service.get_incident(session, incident_id, lock=True)
     if not spec.changes_state or not spec.applies(incident_state(incident)):
         return ActionResult(spec=spec, incident=incident, changed=False)

@@ -47,7 +47,9 @@ async def open_link(
         select(Incident).where(Incident.number == parsed.claims.incident_number)
     )
     if incident is None:
-        raise tokens.LinkWrongIncident(f"no incident #{parsed.claims.incident_number}")
+        # The same answer as a bad signature, so a forged link cannot probe which
+        # incident numbers exist.
+        raise tokens.LinkInvalid(f"no incident #{parsed.claims.incident_number}")
     claims = tokens.verify(parsed, keyring=keyring, incident_id=incident.id, now=now)
     spec = catalog.by_code(claims.action_code)
     if spec is None:

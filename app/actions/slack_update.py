@@ -18,6 +18,7 @@ from app.actions import catalog
 from app.core.logging import get_logger
 from app.incidents.paging import PagingContext
 from app.jobs.queue import Job
+from app.notify.adapters.slack import escape_mrkdwn
 
 log = get_logger(__name__)
 
@@ -67,16 +68,25 @@ class SlackMessageUpdater(Protocol):
 def render_message(update: SlackMessageUpdate) -> dict[str, Any]:
     """Build the response_url body: the outcome under the incident and the buttons that apply."""
     if not update.replace_original:
-        return {"response_type": "ephemeral", "replace_original": False, "text": update.text}
+        return {
+            "response_type": "ephemeral",
+            "replace_original": False,
+            "text": escape_mrkdwn(update.text),
+        }
     incident = update.incident
+    # Titles and names come from alert senders: escaped, they cannot mention @channel or
+    # disguise a link in Slack's mrkdwn.
+    title = escape_mrkdwn(str(incident.get("title", "")))
+    service = escape_mrkdwn(str(incident.get("service", "")))
     heading = (
-        f"*#{incident.get('number')} {incident.get('title', '')}*\n"
-        f"{incident.get('service', '')} · {incident.get('priority') or 'no priority'}"
+        f"*#{incident.get('number')} {title}*\n"
+        f"{service} · {incident.get('priority') or 'no priority'}"
         f" · {incident.get('status', '')}"
     )
+    text = escape_mrkdwn(update.text)
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": heading}},
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": update.text}]},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]},
     ]
     buttons = [
         {
@@ -90,7 +100,7 @@ def render_message(update: SlackMessageUpdate) -> dict[str, Any]:
     ]
     if buttons:
         blocks.append({"type": "actions", "elements": buttons})
-    return {"replace_original": True, "text": update.text, "blocks": blocks}
+    return {"replace_original": True, "text": text, "blocks": blocks}
 
 
 class ResponseUrlUpdater:

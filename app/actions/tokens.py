@@ -57,12 +57,6 @@ class LinkExpired(LinkError):
     reason = "expired"
 
 
-class LinkWrongIncident(LinkError):
-    """Names an incident number that does not exist here."""
-
-    reason = "wrong_incident"
-
-
 @dataclass(frozen=True, slots=True)
 class Keyring:
     """Link keys by id: one signs new links, every key not revoked verifies."""

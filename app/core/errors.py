@@ -287,11 +287,14 @@ def is_connection_error(exc: BaseException) -> bool:
         return True
     if isinstance(exc, _ASYNCPG_CONNECTION_ERRORS):
         return True
+    # A pooled connection whose server went away fails its next use this way.
+    if isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc):
+        return True
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
             return True
         causes = (exc.orig, getattr(exc.orig, "__cause__", None))
-        return any(isinstance(cause, _ASYNCPG_CONNECTION_ERRORS) for cause in causes)
+        return any(cause is not None and is_connection_error(cause) for cause in causes)
     return False
 
 
@@ -302,7 +305,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DBAPIError, _database_unavailable)
     app.add_exception_handler(PoolTimeoutError, _database_unavailable)
     app.add_exception_handler(OSError, _database_unavailable)
-    for error_class in _ASYNCPG_CONNECTION_ERRORS:
+    for error_class in (*_ASYNCPG_CONNECTION_ERRORS, asyncpg.InterfaceError):
         app.add_exception_handler(error_class, _database_unavailable)
     app.add_exception_handler(Exception, _unhandled)
 

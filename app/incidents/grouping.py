@@ -9,8 +9,6 @@ from typing import Any
 
 from app.incidents.events import AlertEvent
 
-# Integrations whose senders group alerts themselves; their group is the default grouping.
-SENDER_GROUPED_KINDS = frozenset({"alertmanager", "grafana"})
 # Keys are indexed, and a B-tree entry must fit in about a third of a page (2,704 bytes
 # with PostgreSQL's default 8 KiB pages). Longer keys are replaced by their SHA-256.
 MAX_KEY_BYTES = 1024
@@ -39,6 +37,10 @@ def storable_key(key: str) -> str:
     return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
+def _group_field(integration_kind: str) -> str:
+    return "groupKey" if integration_kind in ("alertmanager", "grafana") else "group_key"
+
+
 def field_value(event: AlertEvent, name: str) -> str | None:
     """The value of a grouping field: a label of that name, else an event field, else None."""
     if name in event.labels:
@@ -52,8 +54,8 @@ def field_value(event: AlertEvent, name: str) -> str | None:
 def _group(event: AlertEvent, settings: GroupingSettings, integration_kind: str) -> Grouping:
     """Return the grouping key of ``event`` under ``settings`` and why it was chosen.
 
-    - ``intelligent``: the sender's group (Alertmanager and Grafana ``groupKey``), else
-      the alert's own dedup key.
+    - ``intelligent``: the sender's group (Alertmanager and Grafana ``groupKey``, the
+      generic format's ``group_key``), else the alert's own dedup key.
     - ``by_fields``: the values of the listed fields. A missing field is a value of its
       own (JSON null), distinct from an empty string. An alert with none of the fields
       gets a group of its own, so unrelated alerts are never merged by absence.
@@ -87,12 +89,14 @@ def _group(event: AlertEvent, settings: GroupingSettings, integration_kind: str)
                 "reason": f"same values of {names}",
             },
         )
-    if event.group_key and integration_kind in SENDER_GROUPED_KINDS:
+    # Senders that group alerts themselves (Alertmanager and Grafana groupKey, the generic
+    # format's group_key) set group_key; other formats leave it empty.
+    if event.group_key:
         return Grouping(
             key=event.group_key,
             explanation={
                 "mode": "intelligent",
-                "reason": f"same {integration_kind} group (groupKey)",
+                "reason": f"same {integration_kind} group ({_group_field(integration_kind)})",
                 "group_key": event.group_key,
             },
         )

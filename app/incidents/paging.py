@@ -232,7 +232,7 @@ def _message_factory(
             incident=incident,
             service=service,
             event="incident.triggered",
-            recipient={"user_id": str(user.id), "name": user.name},
+            recipient={"user_id": str(user.id), "name": user.name, "role": user.role},
             idempotency_key=key,
             escalation_step=position,
         )
@@ -377,7 +377,11 @@ async def _subscriber_specs(
         for method in person.contact_methods:
             if method.id in skip_methods:
                 continue
-            recipient = {"user_id": str(person.user.id), "name": person.user.name}
+            recipient = {
+                "user_id": str(person.user.id),
+                "name": person.user.name,
+                "role": person.user.role,
+            }
             specs.append(
                 delivery.NotificationSpec(
                     incident_id=incident.id,

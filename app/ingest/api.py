@@ -11,7 +11,7 @@ from app.api.auth import Principal, Scope, require
 from app.api.deps import SessionDep, SettingsDep
 from app.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, fetch_page
 from app.api.retry import TransactionRetryRoute
-from app.core.errors import problem_responses
+from app.core.errors import Unprocessable, problem_responses
 from app.core.security import SecretBox
 from app.incidents import service as incidents
 from app.incidents.models import Event
@@ -71,6 +71,14 @@ async def create_signing_secret(
     """Set a new signing secret, replacing any earlier one. From now on the generic endpoint
     rejects requests without a valid X-Tocsin-Signature. The response shows the secret once."""
     integration = await services.get_integration(session, integration_id)
+    if integration.kind != "generic":
+        # Only Tocsin's own format has a signature header; another sender could not sign,
+        # and a secret that is never checked would suggest a protection that is not there.
+        raise Unprocessable(
+            f"Integration {integration_id} is a {integration.kind} integration; only generic "
+            "integrations verify signatures. Keep its key secret instead.",
+            field="integration_id",
+        )
     secret = new_signing_secret()
     integration.signing_secret_encrypted = SecretBox(settings.signing_key()).encrypt(secret)
     await session.flush()

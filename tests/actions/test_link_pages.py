@@ -252,8 +252,9 @@ class TestRejectedLinks:
     async def test_wrong_incident_link_is_403(
         self, client: httpx.AsyncClient, paged: PagedIncident, settings: Settings
     ) -> None:
+        # A missing incident looks like any invalid link: no probing for incident numbers.
         missing_number = signed_path(settings, paged, catalog.ACKNOWLEDGE, number=paged.number + 9)
-        await self.assert_rejected(client, missing_number, 403, "does not match an incident")
+        await self.assert_rejected(client, missing_number, 403, "This link is not valid")
         other_database = signed_path(settings, paged, catalog.ACKNOWLEDGE, incident_id=uuid.uuid4())
         await self.assert_rejected(client, other_database, 403, "This link is not valid")
 
@@ -480,3 +481,51 @@ class TestTake:
             "SELECT count(*) FROM notifications WHERE event = 'incident.triggered'"
         )
         assert pages_after == pages_before
+
+
+class TestObservers:
+    async def test_observer_links_cannot_act(
+        self,
+        client: httpx.AsyncClient,
+        paged: PagedIncident,
+        settings: Settings,
+        auth: dict[str, str],
+        raw_db: asyncpg.Connection,
+        paging: PagingContext,
+    ) -> None:
+        created = await client.post(
+            "/v1/users",
+            json={"name": "Olive Observer", "email": "olive@example.com", "role": "observer"},
+            headers=auth,
+        )
+        observer_id = uuid.UUID(created.json()["id"])
+        await client.post(
+            f"/v1/users/{observer_id}/contact-methods", json={"kind": "log"}, headers=auth
+        )
+        subscribed = await client.post(
+            f"/v1/incidents/{paged.id}/subscribers",
+            json={"user_id": str(observer_id)},
+            headers=auth,
+        )
+        assert subscribed.status_code == 204
+        await client.post(f"/v1/incidents/{paged.id}/acknowledge", headers=auth)
+        await drain_jobs(raw_db, paging)
+        message = json.loads(
+            await raw_db.fetchval(
+                "SELECT message FROM notifications WHERE user_id = $1", observer_id
+            )
+        )
+        assert set(message["links"]) == {"view"}
+
+        token = tokens.sign(
+            tokens.Keyring.from_settings(settings),
+            action_code=catalog.RESOLVE.code,
+            incident_number=paged.number,
+            incident_id=paged.id,
+            user_id=observer_id,
+            expires_at=utcnow() + timedelta(hours=1),
+        )
+        response = await client.post("/a/" + token)
+        assert response.status_code == 403
+        assert "Observers cannot act" in response.text
+        assert await incident_status(raw_db, paged.id) == "acknowledged"

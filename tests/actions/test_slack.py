@@ -239,3 +239,25 @@ class TestChatIdentities:
         response = await client.post(PATH, content=body, headers=signed_headers(body))
         assert response.status_code == 200
         assert await incident_status(raw_db, paged.id) == "triggered"
+
+
+async def test_message_update_escapes_sender_text() -> None:
+    from app.actions.slack_update import SlackMessageUpdate, render_message
+
+    update = SlackMessageUpdate(
+        response_url="http://127.0.0.1:1/unused",
+        text="Acknowledged by <!channel>",
+        replace_original=True,
+        incident={
+            "id": "x",
+            "number": 7,
+            "title": "<!channel> & <http://evil|click>",
+            "status": "triggered",
+        },
+        actions=["resolve"],
+    )
+    body = render_message(update)
+    heading = body["blocks"][0]["text"]["text"]
+    assert "<!channel>" not in heading
+    assert "&lt;!channel&gt; &amp; &lt;http://evil|click&gt;" in heading
+    assert body["text"] == "Acknowledged by &lt;!channel&gt;"

@@ -67,3 +67,12 @@ def test_generated_secret_key_is_stable(tmp_path: object) -> None:
     assert first == second
     assert len(first) >= 32
     assert (data_dir / "secret_key").stat().st_mode & 0o777 == 0o600
+
+
+def test_closed_pooled_connection_counts_as_outage() -> None:
+    import asyncpg
+
+    from app.core.errors import is_connection_error
+
+    assert is_connection_error(asyncpg.InterfaceError("connection is closed"))
+    assert not is_connection_error(asyncpg.InterfaceError("another operation is in progress"))

@@ -26,7 +26,8 @@ def event(dedup_key: str = "k1", group_key: str | None = "g1", **labels: str) ->
     ("settings", "kind", "alert", "key"),
     [
         (GroupingSettings(), "alertmanager", event(), "g1"),
-        (GroupingSettings(), "pagerduty", event(), "k1"),
+        (GroupingSettings(), "generic", event(), "g1"),
+        (GroupingSettings(), "pagerduty", event(group_key=None), "k1"),
         (GroupingSettings(), "alertmanager", event(group_key=None), "k1"),
         (GroupingSettings(mode="none"), "alertmanager", event(), "alert:k1"),
         (

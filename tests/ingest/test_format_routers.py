@@ -393,6 +393,21 @@ class TestGeneric:
         again = await client.post(path, content=payload_bytes("generic/resolved.json"))
         assert again.status_code == 202
 
+    async def test_signing_secret_only_for_generic(
+        self, client: httpx.AsyncClient, auth: dict[str, str], raw_db: asyncpg.Connection
+    ) -> None:
+        alertmanager_id = await integration_id(raw_db, "alertmanager")
+        refused = await client.post(
+            f"/v1/integrations/{alertmanager_id}/signing-secret", headers=auth
+        )
+        assert refused.status_code == 422
+        assert "only generic" in refused.json()["detail"]
+        stored = await raw_db.fetchval(
+            "SELECT signing_secret_encrypted FROM integrations WHERE id = $1::uuid",
+            alertmanager_id,
+        )
+        assert stored is None
+
 
 class TestDemo:
     async def test_every_format_has_key_and_url(self, demo: dict[str, Any]) -> None:
@@ -411,3 +426,17 @@ class TestDemo:
             f"http://tocsin.test/ingest/grafana/{integrations['grafana']['key']}"
         )
         assert all(len(integration["key"]) == 32 for integration in integrations.values())
+
+
+async def test_generic_group_key_groups_alerts(
+    client: httpx.AsyncClient, demo: dict[str, Any], raw_db: asyncpg.Connection
+) -> None:
+    url = demo["services"][0]["integrations"]["generic"]["url"].split("tocsin.test", 1)[-1]
+    for key in ("disk-a", "disk-b"):
+        answer = await client.post(
+            url, json={"title": f"Disk {key}", "dedup_key": key, "group_key": "storage"}
+        )
+        assert answer.status_code == 202, answer.text
+    rows = await raw_db.fetch("SELECT alert_count, grouping->>'reason' AS reason FROM incidents")
+    assert [row["alert_count"] for row in rows] == [2]
+    assert rows[0]["reason"] == "same generic group (group_key)"

@@ -221,7 +221,7 @@ async def test_slack_api_posts_blocks_then_updates(
     assert post.headers["authorization"] == f"Bearer {SLACK_TOKEN}"
     body = post.json()
     assert body["channel"] == "C0123ABCD"
-    assert body["text"] == "[P1] Triggered: #1 Disk <full> & hot"
+    assert body["text"] == "[P1] Triggered: #1 Disk &lt;full&gt; &amp; hot"
     header, fields, actions, context = body["blocks"]
     assert header["type"] == "header"
     assert {"type": "mrkdwn", "text": "*Service*\nDemo service"} in fields["fields"]

@@ -163,7 +163,8 @@ class SlackNotifier(BaseNotifier):
             }
         )
         return {
-            "text": truncate(render.headline(message), FALLBACK_TEXT_MAX_CHARS),
+            # The fallback text is parsed as mrkdwn, so sender-controlled text is escaped.
+            "text": escape_mrkdwn(truncate(render.headline(message), FALLBACK_TEXT_MAX_CHARS)),
             "blocks": blocks,
         }
 
