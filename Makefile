@@ -42,7 +42,14 @@ format: $(STAMP)
 openapi: $(STAMP)
 	$(BIN)/tocsin openapi --output openapi.yaml
 
+# The load generator is wrk (Debian package); as root it is installed when missing, and
+# without it the benchmark falls back to a slower Python client.
 bench: $(STAMP)
+	@if ! command -v wrk >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "bench: installing wrk" >&2; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null) \
+			|| echo "bench: could not install wrk; using the httpx client" >&2; \
+	fi
 	. scripts/prepare-tests && $(BIN)/python -m bench.ingest $(BENCH_ARGS)
 
 clean:

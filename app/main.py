@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import structlog
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
@@ -34,6 +32,7 @@ from app.core.errors import (
 )
 from app.core.logging import get_logger
 from app.core.migrate import head_revision
+from app.core.request_context import RequestContextMiddleware
 from app.ingest.router import router as ingest_router
 from app.ingest.schemas import DOCUMENTED_BODIES
 from app.jobs.worker import Worker
@@ -76,23 +75,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.info("api.stopped")
 
 
-async def request_context(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    """Give every request an id (the caller's X-Request-ID, or a new one) and log with it."""
-    request_id = request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex
-    request.state.request_id = request_id
-    structlog.contextvars.bind_contextvars(
-        request_id=request_id, method=request.method, path=request.url.path
-    )
-    try:
-        response = await call_next(request)
-    finally:
-        structlog.contextvars.clear_contextvars()
-    response.headers["X-Request-ID"] = request_id
-    return response
-
-
 def create_app(
     settings: Settings | None = None,
     *,
@@ -111,7 +93,7 @@ def create_app(
     app.state.settings = settings
     app.state.run_worker = run_worker
     app.state.database_url = database_url
-    app.middleware("http")(request_context)
+    app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
     app.include_router(ingest_router)
     app.include_router(api_router)

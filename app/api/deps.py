@@ -13,7 +13,9 @@ from app.core.config import Settings
 from app.core.errors import PayloadTooLarge, is_connection_error
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
+    # async: FastAPI runs a plain ``def`` dependency in a worker thread, a hand-off that
+    # costs more than the attribute read itself.
     settings: Settings = request.app.state.settings
     return settings
 

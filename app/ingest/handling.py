@@ -19,6 +19,7 @@ from app.incidents.ingest import IngestResult, ingest_events
 from app.ingest.integrations import ResolvedIntegration, find_integration
 from app.ingest.parsers.common import IngestLimits, ParseError
 from app.ingest.schemas import IngestAccepted
+from app.rules.snapshot import known_revision
 
 log = get_logger(__name__)
 
@@ -86,7 +87,8 @@ async def accept_events(
         integration = await find_integration(conn, key, kind=kind)
         if check is not None:
             check(integration)
-        return await ingest_events(conn, integration.context, events, utcnow())
+        with known_revision(integration.rule_revision):
+            return await ingest_events(conn, integration.context, events, utcnow())
 
     result = await run_in_transaction(connection, work)
     log.info(

@@ -13,6 +13,7 @@ from app.core.errors import BadRequest, NotFound, Unauthorized
 from app.core.security import hash_key
 from app.incidents.grouping import GroupingSettings
 from app.incidents.ingest import IntegrationContext, LifecycleSettings
+from app.rules.snapshot import REVISION_COLUMN
 
 # The endpoint each format posts to, for error messages that tell the sender where to go.
 ENDPOINTS = {
@@ -24,15 +25,16 @@ ENDPOINTS = {
     "heartbeat": "POST /ingest/heartbeat/{key}",
 }
 
-_SELECT_INTEGRATION = """
+_SELECT_INTEGRATION = f"""
 SELECT i.id, i.name, i.kind, i.enabled, i.settings, i.signing_secret_encrypted,
        s.id AS service_id, s.name AS service_name, s.escalation_policy_id,
        s.grouping_mode, s.grouping_fields, s.grouping_window_seconds,
        s.alert_threshold_count, s.alert_threshold_window_seconds,
        s.flap_threshold, s.flap_window_seconds, s.flap_settle_seconds,
-       s.reopen_window_seconds, s.acknowledge_timeout_seconds
+       s.reopen_window_seconds, s.acknowledge_timeout_seconds,
+       {REVISION_COLUMN}
 FROM integrations i JOIN services s ON s.id = i.service_id
-"""
+"""  # noqa: S608 (REVISION_COLUMN is a constant)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,8 @@ class ResolvedIntegration:
     enabled: bool
     settings: dict[str, Any] = field(default_factory=dict)
     signing_secret_encrypted: str | None = None
+    # The classification rules' revision token, read in the same statement.
+    rule_revision: uuid.UUID | None = None
 
 
 def _lifecycle(row: asyncpg.Record) -> LifecycleSettings:
@@ -79,6 +83,7 @@ def _resolved(row: asyncpg.Record) -> ResolvedIntegration:
         enabled=row["enabled"],
         settings=settings or {},
         signing_secret_encrypted=row["signing_secret_encrypted"],
+        rule_revision=row["rule_revision"],
     )
 
 
