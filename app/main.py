@@ -33,6 +33,7 @@ from app.core.errors import (
 from app.core.logging import get_logger
 from app.core.migrate import head_revision
 from app.core.request_context import RequestContextMiddleware
+from app.ingest.batcher import IngestBatcher
 from app.ingest.router import router as ingest_router
 from app.ingest.schemas import DOCUMENTED_BODIES
 from app.jobs.worker import Worker
@@ -51,6 +52,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.database_url = url
     app.state.engine = create_engine(url, settings)
     app.state.sessionmaker = create_sessionmaker(app.state.engine)
+    app.state.ingest_batcher = IngestBatcher(app.state.engine)
     app.state.migration_head = head_revision()
     worker_task = None
     if app.state.run_worker:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -80,6 +80,18 @@ class IngestResult:
     alerts_pending: int = 0
     # Events that matched nothing (a resolve without an open alert) or came too late.
     events_ignored: int = 0
+    # Per event of the request, in order: (outcome, alert id, incident id).
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def count(self, outcomes: list[Outcome]) -> None:
+        """Set the event counters and ``outcomes`` from per-event outcomes."""
+        self.outcomes = outcomes
+        names = [outcome for outcome, _, _ in outcomes]
+        self.alerts_created = names.count("alert.created")
+        self.alerts_updated = names.count("alert.updated")
+        self.alerts_resolved = names.count("alert.resolved")
+        self.alerts_pending = names.count("alert.pending")
+        self.events_ignored = sum(1 for name in names if name.startswith("ignored"))
 
     @property
     def incidents(self) -> list[uuid.UUID]:
@@ -121,20 +133,55 @@ class _Batch:
             self.result.incidents_updated.append(incident_id)
 
 
-def rounds(events: Sequence[AlertEvent]) -> list[list[tuple[int, AlertEvent]]]:
-    """Split events so no dedup key appears twice in a round, keeping their order.
+# Events that share one statement: the positions they had in the request, and the event
+# whose content is applied (the last of repeated triggers for one key).
+Item = tuple[list[int], AlertEvent]
 
-    One set-based statement cannot touch the same row twice, so the n-th event for a
-    key goes into round n. Real payloads almost always form a single round.
+
+def merge_repeats(events: Sequence[AlertEvent], skip: Callable[[int], bool]) -> list[Item]:
+    """Merge each run of triggers for one dedup key into one item, keeping the order.
+
+    A hot key can bring hundreds of triggers in one batch (many requests committed
+    together); one upsert that counts them all replaces hundreds of statements. A run
+    ends at an acknowledge or resolve for the key, so the order of actions is kept.
+    Positions for which ``skip`` is true (dropped by a rule) are left out.
+    """
+    items: list[Item] = []
+    open_run: dict[str, int] = {}
+    for position, event in enumerate(events):
+        if skip(position):
+            continue
+        key = event.dedup_key
+        if event.action != EventAction.trigger:
+            open_run.pop(key, None)
+            items.append(([position], event))
+            continue
+        index = open_run.get(key)
+        if index is None:
+            open_run[key] = len(items)
+            items.append(([position], event))
+        else:
+            positions = items[index][0]
+            positions.append(position)
+            items[index] = (positions, event)
+    return items
+
+
+def rounds(items: Sequence[Item]) -> list[list[Item]]:
+    """Split items so no dedup key appears twice in a round, keeping their order.
+
+    One set-based statement cannot touch the same row twice, so the n-th item for a key
+    goes into round n. Real payloads almost always form a single round.
     """
     seen: dict[str, int] = defaultdict(int)
-    result: list[list[tuple[int, AlertEvent]]] = []
-    for position, event in enumerate(events):
-        index = seen[event.dedup_key]
-        seen[event.dedup_key] += 1
+    result: list[list[Item]] = []
+    for item in items:
+        key = item[1].dedup_key
+        index = seen[key]
+        seen[key] += 1
         if index == len(result):
             result.append([])
-        result[index].append((position, event))
+        result[index].append(item)
     return result
 
 
@@ -156,14 +203,16 @@ async def ingest_events(
     outcomes: list[Outcome] = [
         (DROPPED_OUTCOME if rules.dropped(i) else "ignored", None, None) for i in range(len(events))
     ]
-    for round_events in rounds(events):
-        triggers = [
-            (i, e)
-            for i, e in round_events
-            if e.action == EventAction.trigger and not rules.dropped(i)
+    for round_items in rounds(merge_repeats(events, rules.dropped)):
+        triggers = [item for item in round_items if item[1].action == EventAction.trigger]
+        acknowledges = [
+            (item[0][0], item[1])
+            for item in round_items
+            if item[1].action == EventAction.acknowledge
         ]
-        acknowledges = [(i, e) for i, e in round_events if e.action == EventAction.acknowledge]
-        resolves = [(i, e) for i, e in round_events if e.action == EventAction.resolve]
+        resolves = [
+            (item[0][0], item[1]) for item in round_items if item[1].action == EventAction.resolve
+        ]
         if triggers:
             for position, outcome in await _apply_triggers(connection, batch, triggers):
                 outcomes[position] = outcome
@@ -174,16 +223,22 @@ async def ingest_events(
             for position, outcome in await _apply_resolves(connection, batch, resolves):
                 outcomes[position] = outcome
     batch.outcomes = outcomes
-    batch.result.events_ignored = sum(
-        1 for outcome, _, _ in outcomes if outcome.startswith("ignored")
-    )
+    batch.result.count(outcomes)
 
     await _insert_events(connection, batch, events)
     await insert_timeline(connection, batch.timeline, actor=actor_for_integration(context), now=now)
     await record_batch(connection, rules, outcomes)
     await enqueue(connection, batch.jobs)
+    # Every request of an integration would queue on this row until its commit, so the
+    # time is written at most once a second, and skipped while another request holds it.
     await connection.execute(
-        "UPDATE integrations SET last_event_at = $2 WHERE id = $1",
+        """
+        UPDATE integrations SET last_event_at = $2 WHERE id = (
+            SELECT id FROM integrations WHERE id = $1
+              AND (last_event_at IS NULL OR last_event_at < $2::timestamptz - interval '1 second')
+            FOR NO KEY UPDATE SKIP LOCKED
+        )
+        """,
         context.integration_id,
         now,
     )
@@ -202,10 +257,11 @@ _UPSERT_ALERTS = """
 WITH input AS (
     SELECT * FROM unnest(
         $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],
-        $8::jsonb[], $9::jsonb[], $10::jsonb[], $11::jsonb[], $12::timestamptz[], $14::text[]
+        $8::jsonb[], $9::jsonb[], $10::jsonb[], $11::jsonb[], $12::timestamptz[], $14::text[],
+        $15::int[]
     ) AS t(
         id, dedup_key, summary, severity, source, labels, details, links, payload, started_at,
-        grouping_key
+        grouping_key, repeats
     )
 ),
 fresh AS (
@@ -225,7 +281,7 @@ INSERT INTO alerts AS a (
     started_at, sender_time, created_at, updated_at
 )
 SELECT id, $1, $2, dedup_key, grouping_key, 'firing', summary, severity,
-       source, labels, details, links, payload, 1, $13, $13,
+       source, labels, details, links, payload, repeats, $13, $13,
        started_at, started_at, $13, $13
 FROM fresh
 ORDER BY dedup_key
@@ -246,7 +302,7 @@ ON CONFLICT (service_id, dedup_key) WHERE status = 'firing' DO UPDATE SET
     payload = CASE WHEN a.sender_time > EXCLUDED.sender_time THEN a.payload
                    ELSE EXCLUDED.payload END,
     sender_time = GREATEST(a.sender_time, EXCLUDED.sender_time),
-    event_count = a.event_count + 1,
+    event_count = a.event_count + EXCLUDED.event_count,
     last_seen_at = EXCLUDED.last_seen_at,
     updated_at = EXCLUDED.updated_at
 RETURNING a.id, a.dedup_key, a.incident_id, (a.xmax = 0) AS inserted
@@ -284,55 +340,57 @@ RETURNING i.id, i.service_id, i.grouping_key, i.number, (i.xmax = 0) AS inserted
 async def _apply_triggers(
     connection: asyncpg.Connection,
     batch: _Batch,
-    events: list[tuple[int, AlertEvent]],
+    items: list[Item],
 ) -> list[tuple[int, Outcome]]:
     context = batch.context
-    groupings = {e.dedup_key: group(e, context.lifecycle.grouping, context.kind) for _, e in events}
+    events = [event for _, event in items]
+    groupings = {e.dedup_key: group(e, context.lifecycle.grouping, context.kind) for e in events}
     rows = await connection.fetch(
         _UPSERT_ALERTS,
         context.service_id,
         context.integration_id,
         [uuid7() for _ in events],
-        [e.dedup_key for _, e in events],
-        [e.summary for _, e in events],
-        [e.severity.value for _, e in events],
-        [e.source for _, e in events],
-        [to_json(e.labels) for _, e in events],
-        [to_json(e.details) for _, e in events],
-        [to_json([{"href": link.href, "text": link.text} for link in e.links]) for _, e in events],
-        [to_json(e.raw) for _, e in events],
-        [e.occurred_at for _, e in events],
+        [e.dedup_key for e in events],
+        [e.summary for e in events],
+        [e.severity.value for e in events],
+        [e.source for e in events],
+        [to_json(e.labels) for e in events],
+        [to_json(e.details) for e in events],
+        [to_json([{"href": link.href, "text": link.text} for link in e.links]) for e in events],
+        [to_json(e.raw) for e in events],
+        [e.occurred_at for e in events],
         batch.now,
-        [groupings[e.dedup_key].key for _, e in events],
+        [groupings[e.dedup_key].key for e in events],
+        [len(positions) for positions, _ in items],
     )
     by_key = {row["dedup_key"]: row for row in rows}
-    event_by_key = {e.dedup_key: e for _, e in events}
+    event_by_key = {e.dedup_key: e for e in events}
 
     # New alerts need an incident: the open one for their grouping key, or a new one.
     new_alerts = [row for row in rows if row["inserted"]]
-    rules_by_key = {e.dedup_key: batch.rules.by_position[i] for i, e in events}
+    rules_by_key = {e.dedup_key: batch.rules.by_position[positions[-1]] for positions, e in items}
     incident_by_alert = await _attach_to_incidents(
         connection, batch, new_alerts, event_by_key, groupings, rules_by_key
     )
 
     outcomes: list[tuple[int, Outcome]] = []
-    for position, event in events:
+    for positions, event in items:
         row = by_key.get(event.dedup_key)
         if row is None:
-            outcomes.append((position, ("ignored.stale", None, None)))
-        elif row["inserted"]:
+            outcomes += [(position, ("ignored.stale", None, None)) for position in positions]
+            continue
+        first, *repeats = positions
+        if row["inserted"]:
             incident_id = incident_by_alert.get(row["id"])
-            if incident_id is None:
-                batch.result.alerts_pending += 1
-                outcomes.append((position, ("alert.pending", row["id"], None)))
-            else:
-                batch.result.alerts_created += 1
-                outcomes.append((position, ("alert.created", row["id"], incident_id)))
+            name = "alert.created" if incident_id is not None else "alert.pending"
+            outcomes.append((first, (name, row["id"], incident_id)))
         else:
-            batch.result.alerts_updated += 1
-            outcomes.append((position, ("alert.updated", row["id"], row["incident_id"])))
-            if row["incident_id"] is not None:
-                batch.touch(row["incident_id"])
+            incident_id = row["incident_id"]
+            outcomes.append((first, ("alert.updated", row["id"], incident_id)))
+            if incident_id is not None:
+                batch.touch(incident_id)
+        # Repeats merged into this statement updated the alert the first one created.
+        outcomes += [(position, ("alert.updated", row["id"], incident_id)) for position in repeats]
     return outcomes
 
 
@@ -698,7 +756,6 @@ async def _apply_resolves(
         [e.ended_at for _, e in events],
     )
     by_key = {row["dedup_key"]: row for row in rows}
-    batch.result.alerts_resolved += len(rows)
     for row in rows:
         if row["incident_id"] is not None:
             batch.add_timeline(

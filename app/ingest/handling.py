@@ -3,29 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
-import asyncpg
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from app.core.config import Settings
-from app.core.db import run_in_transaction
 from app.core.errors import BadRequest, Unauthorized
 from app.core.logging import get_logger
-from app.core.time import utcnow
 from app.incidents.events import AlertEvent
-from app.incidents.ingest import IngestResult, ingest_events
-from app.ingest.integrations import ResolvedIntegration, find_integration
+from app.incidents.ingest import IngestResult
+from app.ingest.batcher import IngestBatcher, IntegrationCheck
 from app.ingest.parsers.common import IngestLimits, ParseError
 from app.ingest.schemas import IngestAccepted
-from app.rules.snapshot import known_revision
 
 log = get_logger(__name__)
 
 Parser = Callable[[bytes, IngestLimits], list[AlertEvent]]
-# Runs after the integration is found and before its events are applied; raises to reject.
-IntegrationCheck = Callable[[ResolvedIntegration], None]
 
 integration_bearer = HTTPBearer(
     auto_error=False,
@@ -73,24 +68,27 @@ def parse_or_reject(parser: Parser, body: bytes, settings: Settings) -> list[Ale
         raise BadRequest(f"{exc.field}: {exc.message}", field=exc.field) from exc
 
 
+def get_batcher(request: Request) -> IngestBatcher:
+    batcher: IngestBatcher = request.app.state.ingest_batcher
+    return batcher
+
+
+BatcherDep = Annotated[IngestBatcher, Depends(get_batcher)]
+
+
 async def accept_events(
-    connection: asyncpg.Connection,
+    batcher: IngestBatcher,
     key: str,
     kind: str,
     events: list[AlertEvent],
     *,
     check: IntegrationCheck | None = None,
 ) -> IngestResult:
-    """Resolve the integration and apply the events in one committed transaction."""
+    """Resolve the integration and apply the events; return once they are committed.
 
-    async def work(conn: asyncpg.Connection) -> IngestResult:
-        integration = await find_integration(conn, key, kind=kind)
-        if check is not None:
-            check(integration)
-        with known_revision(integration.rule_revision):
-            return await ingest_events(conn, integration.context, events, utcnow())
-
-    result = await run_in_transaction(connection, work)
+    Concurrent requests for one integration share a transaction (see ``IngestBatcher``).
+    """
+    result = await batcher.submit(key, kind, events, check)
     log.info(
         "ingest.accepted",
         kind=kind,

@@ -21,7 +21,7 @@ from app.core.time import utcnow
 from app.incidents.events import EventAction
 from app.incidents.ingest import ingest_events
 from app.ingest.alert_notes import add_note, dedup_key_of_alert
-from app.ingest.handling import accept_events, documented_body, parse_or_reject
+from app.ingest.handling import BatcherDep, accept_events, documented_body, parse_or_reject
 from app.ingest.integrations import find_integration
 from app.ingest.parsers import opsgenie
 from app.ingest.parsers.common import ParseError
@@ -70,7 +70,7 @@ def request_accepted(started: float) -> OpsgenieAccepted:
 )
 async def create_alert(
     request: Request,
-    connection: RawConnectionDep,
+    batcher: BatcherDep,
     settings: SettingsDep,
     authorization: AuthorizationHeader = None,
 ) -> OpsgenieAccepted:
@@ -80,7 +80,7 @@ async def create_alert(
     key = genie_key(authorization)
     body = await read_body(request, settings.ingest_max_body_bytes)
     events = parse_or_reject(opsgenie.parse, body, settings)
-    await accept_events(connection, key, "opsgenie", events)
+    await accept_events(batcher, key, "opsgenie", events)
     return request_accepted(started)
 
 

@@ -19,7 +19,7 @@ from app.core.logging import get_logger
 from app.core.time import utcnow
 from app.incidents.events import AlertEvent
 from app.ingest.changes import record_change
-from app.ingest.handling import accept_events, documented_body, limits_from
+from app.ingest.handling import BatcherDep, accept_events, documented_body, limits_from
 from app.ingest.integrations import find_integration
 from app.ingest.parsers import pagerduty
 from app.ingest.parsers.common import ParseError, load_json_object
@@ -66,9 +66,7 @@ def _read(body: bytes) -> tuple[dict[str, Any], str]:
     tags=["ingest"],
     summary="Receive a PagerDuty Events API v2 event",
 )
-async def enqueue_event(
-    request: Request, connection: RawConnectionDep, settings: SettingsDep
-) -> Any:
+async def enqueue_event(request: Request, batcher: BatcherDep, settings: SettingsDep) -> Any:
     """Send events here exactly as to PagerDuty, with the integration key as `routing_key`.
     A trigger without `dedup_key` gets a new one, returned in the response. An acknowledge or
     resolve for a key with no open alert succeeds and changes nothing, as in PagerDuty."""
@@ -78,7 +76,7 @@ async def enqueue_event(
         event: AlertEvent = pagerduty.parse_event(payload, limits_from(settings))
     except ParseError as exc:
         return invalid_event(exc)
-    await accept_events(connection, key, "pagerduty", [event])
+    await accept_events(batcher, key, "pagerduty", [event])
     return PagerDutyAccepted(dedup_key=event.dedup_key)
 
 

@@ -14,8 +14,9 @@ from app.core.errors import problem_responses
 from app.core.security import SecretBox
 from app.core.time import utcnow
 from app.ingest import heartbeats
+from app.ingest.batcher import IngestBatcher, IntegrationCheck
 from app.ingest.handling import (
-    IntegrationCheck,
+    BatcherDep,
     Parser,
     accept_events,
     accepted,
@@ -52,19 +53,19 @@ def add_format_routes(
     """Register ``POST /ingest/{kind}/{integration_key}`` and ``POST /ingest/{kind}``."""
 
     async def with_key_in_path(
-        integration_key: str, request: Request, connection: RawConnectionDep, settings: SettingsDep
+        integration_key: str, request: Request, batcher: BatcherDep, settings: SettingsDep
     ) -> IngestAccepted:
         body = await read_body(request, settings.ingest_max_body_bytes)
         events = parse_or_reject(parser, body, settings)
-        return accepted(events, await accept_events(connection, integration_key, kind, events))
+        return accepted(events, await accept_events(batcher, integration_key, kind, events))
 
     async def with_bearer_key(
-        request: Request, connection: RawConnectionDep, settings: SettingsDep, bearer: BearerDep
+        request: Request, batcher: BatcherDep, settings: SettingsDep, bearer: BearerDep
     ) -> IngestAccepted:
         key = key_from_bearer(bearer, f"/ingest/{kind}")
         body = await read_body(request, settings.ingest_max_body_bytes)
         events = parse_or_reject(parser, body, settings)
-        return accepted(events, await accept_events(connection, key, kind, events))
+        return accepted(events, await accept_events(batcher, key, kind, events))
 
     for path, endpoint in (
         (f"/ingest/{kind}/{{integration_key}}", with_key_in_path),
@@ -128,14 +129,14 @@ def signature_check(settings: Settings, body: bytes, signature: str | None) -> I
 async def _ingest_generic(
     key: str,
     request: Request,
-    connection: RawConnectionDep,
+    batcher: IngestBatcher,
     settings: Settings,
     signature: str | None,
 ) -> IngestAccepted:
     body = await read_body(request, settings.ingest_max_body_bytes)
     events = parse_or_reject(generic.parse, body, settings)
     check = signature_check(settings, body, signature)
-    return accepted(events, await accept_events(connection, key, "generic", events, check=check))
+    return accepted(events, await accept_events(batcher, key, "generic", events, check=check))
 
 
 GENERIC_DESCRIPTION = (
@@ -159,11 +160,11 @@ GENERIC_DESCRIPTION = (
 async def ingest_generic(
     integration_key: str,
     request: Request,
-    connection: RawConnectionDep,
+    batcher: BatcherDep,
     settings: SettingsDep,
     signature: SignatureHeader = None,
 ) -> IngestAccepted:
-    return await _ingest_generic(integration_key, request, connection, settings, signature)
+    return await _ingest_generic(integration_key, request, batcher, settings, signature)
 
 
 @router.post(
@@ -177,13 +178,13 @@ async def ingest_generic(
 )
 async def ingest_generic_bearer(
     request: Request,
-    connection: RawConnectionDep,
+    batcher: BatcherDep,
     settings: SettingsDep,
     bearer: BearerDep,
     signature: SignatureHeader = None,
 ) -> IngestAccepted:
     key = key_from_bearer(bearer, "/ingest/generic")
-    return await _ingest_generic(key, request, connection, settings, signature)
+    return await _ingest_generic(key, request, batcher, settings, signature)
 
 
 async def _ping(

@@ -70,3 +70,35 @@ def test_sweep_job_dedupes_per_interval() -> None:
     second = lifecycle.sweep_job(now + timedelta(seconds=5))
     assert first.dedupe_key == second.dedupe_key
     assert first.delay == timedelta(seconds=20)
+
+
+def test_merge_repeats_keeps_action_order() -> None:
+    from app.incidents.ingest import merge_repeats, rounds
+
+    def make(action: EventAction, key: str) -> AlertEvent:
+        return AlertEvent(action=action, dedup_key=key, summary=key)
+
+    trig, res = EventAction.trigger, EventAction.resolve
+    events = [
+        make(trig, "a"),
+        make(trig, "b"),
+        make(trig, "a"),
+        make(res, "a"),
+        make(trig, "a"),
+        make(trig, "a"),
+        make(trig, "c"),
+    ]
+    items = merge_repeats(events, lambda position: position == 6)
+    assert [(positions, event.action) for positions, event in items] == [
+        ([0, 2], trig),
+        ([1], trig),
+        ([3], res),
+        ([4, 5], trig),
+    ]
+    # The last event of a run is the one applied.
+    assert items[0][1] is events[2]
+    assert [[positions for positions, _ in batch] for batch in rounds(items)] == [
+        [[0, 2], [1]],
+        [[3]],
+        [[4, 5]],
+    ]
