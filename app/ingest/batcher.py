@@ -1,7 +1,7 @@
 """Group commit: concurrent ingest requests for one integration share one transaction.
 
-Every request still gets its answer only after the commit that holds its events. When
-requests arrive one at a time, each is committed at once, as before; under load, the
+Every request still gets its response only after the commit that holds its events. When
+requests arrive one at a time, each is committed at once, as before. Under load, the
 requests that arrive while a commit is running go together into the next one. That turns
 hundreds of small transactions, each waiting on the same rows (the integration, a hot
 alert), into a few larger ones.
@@ -49,8 +49,8 @@ def split_result(result: IngestResult, sizes: list[int]) -> list[IngestResult]:
     """Divide the result of a group commit between its requests, by their events' outcomes.
 
     An incident opened, acknowledged or resolved by the group is credited to the first
-    request whose events did it; every other incident a request's events touched counts
-    as updated for that request.
+    request whose events did it. Every other incident that a request's events touched
+    counts as updated for that request.
     """
     credit = {
         "alert.created": set(result.incidents_opened),
