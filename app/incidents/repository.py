@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
@@ -10,25 +9,19 @@ from typing import Any
 
 import asyncpg
 
-from app.core.ids import uuid7
 from app.core.logging import get_logger
+from app.core.timeline import TimelineRow, insert_timeline, to_json
 from app.jobs.queue import (
     ACKNOWLEDGE_TIMEOUT,
-    ESCALATION_STEP,
     INCIDENT_ACKNOWLEDGED,
     INCIDENT_RESOLVED,
     Job,
+    escalation_job,
 )
 
 log = get_logger(__name__)
 
 OPEN = ("triggered", "acknowledged")
-# (incident_id, kind, message, data)
-TimelineRow = tuple[uuid.UUID, str, str, dict[str, Any]]
-
-
-def to_json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 def resolved_job(incident_id: uuid.UUID) -> Job:
@@ -39,14 +32,7 @@ def resolved_job(incident_id: uuid.UUID) -> Job:
     )
 
 
-def escalation_job(incident_id: uuid.UUID, step: int, epoch: int, delay: Any = None) -> Job:
-    """Build the job that runs escalation step ``step`` of escalation epoch ``epoch``."""
-    return Job(
-        ESCALATION_STEP,
-        {"incident_id": incident_id, "step": step, "epoch": epoch},
-        delay=delay,
-        dedupe_key=f"{ESCALATION_STEP}:{incident_id}:{epoch}:{step}",
-    )
+__all__ = ["TimelineRow", "escalation_job", "insert_timeline", "to_json"]
 
 
 def acknowledgement_jobs(
@@ -149,35 +135,3 @@ async def resolve_incidents_without_firing_alerts(
     for incident_id in resolved:
         log.info("incident.resolved", incident_id=str(incident_id), by=actor.get("name"))
     return resolved
-
-
-async def insert_timeline(
-    connection: asyncpg.Connection,
-    entries: Sequence[TimelineRow],
-    *,
-    actor: dict[str, Any],
-    now: datetime,
-) -> None:
-    """Append timeline entries ``(incident_id, kind, message, data)`` by one actor."""
-    if not entries:
-        return
-    actor_id = uuid.UUID(actor["id"]) if actor.get("id") else None
-    await connection.execute(
-        """
-        INSERT INTO timeline_entries (
-            id, incident_id, at, kind, actor_type, actor_id, actor_name, message, data
-        )
-        SELECT id, incident_id, $1, kind, $2, $3, $4, message, data
-        FROM unnest($5::uuid[], $6::uuid[], $7::text[], $8::text[], $9::jsonb[])
-            AS t(id, incident_id, kind, message, data)
-        """,
-        now,
-        actor["type"],
-        actor_id,
-        actor.get("name", ""),
-        [uuid7() for _ in entries],
-        [entry[0] for entry in entries],
-        [entry[1] for entry in entries],
-        [entry[2] for entry in entries],
-        [to_json(entry[3]) for entry in entries],
-    )

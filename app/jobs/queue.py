@@ -40,6 +40,24 @@ class Job:
     dedupe_key: str | None = None
 
 
+def escalation_job(
+    incident_id: uuid.UUID,
+    step: int,
+    epoch: int,
+    delay: timedelta | None = None,
+    *,
+    reason: str = "",
+) -> Job:
+    """Build the job that runs escalation step ``step`` of escalation epoch ``epoch``.
+
+    ``reason`` makes the dedupe key differ from the step's own job, for a second run of
+    the step (a hold that ends) while the first may still be queued or running.
+    """
+    key = f"{ESCALATION_STEP}:{incident_id}:{epoch}:{step}" + (f":{reason}" if reason else "")
+    payload = {"incident_id": incident_id, "step": step, "epoch": epoch}
+    return Job(ESCALATION_STEP, payload, delay=delay, dedupe_key=key)
+
+
 def _default(value: Any) -> str:
     if isinstance(value, uuid.UUID):
         return str(value)

@@ -21,11 +21,12 @@ import asyncpg
 from app.core.ids import uuid7
 from app.core.logging import get_logger
 from app.core.time import isoformat
+from app.core.timeline import to_json
 from app.incidents.events import AlertEvent, EventAction
 from app.jobs.queue import Job, enqueue
 from app.rules.engine import AlertFacts, Decision, evaluate
 from app.rules.snapshot import Snapshot, bump_revision, current_snapshot
-from app.rules.timeline import RULES_ACTOR, escalation_step_job, to_json
+from app.rules.timeline import RULES_ACTOR, escalation_step_job
 from app.rules.windows import MaintenanceWindow, Silence
 
 log = get_logger(__name__)
