@@ -18,6 +18,9 @@ from tests.support.jobs import drain_jobs
 
 pytestmark = pytest.mark.asyncio
 
+# 150 nested brackets: a parse tree deeper than cel-python can transpile recursively.
+DEEP_CEL = "(" * 150 + "true" + ")" * 150
+
 
 async def integration_id(raw_db: asyncpg.Connection) -> str:
     return str(await raw_db.fetchval("SELECT id FROM integrations WHERE kind = 'alertmanager'"))
@@ -141,6 +144,15 @@ class TestExplain:
                 },
                 422,
                 "rules.0.conditions.matchers.0",
+            ),
+            (
+                {
+                    "format": "alertmanager",
+                    "payload": {"alerts": []},
+                    "rules": [{"name": "x", "conditions": {"cel": DEEP_CEL}}],
+                },
+                422,
+                "rules.0.conditions.cel",
             ),
         ],
     )
@@ -270,6 +282,24 @@ class TestReplay:
         ).json()
         assert unsuppressed["pages"]["incidents_paging_under_draft"] == 1
         assert unsuppressed["incidents"][0]["paging"] == "would_page"
+
+    async def test_deeply_nested_cel_is_422(
+        self, client: httpx.AsyncClient, auth: dict[str, str]
+    ) -> None:
+        now = datetime.now(UTC)
+        response = await client.post(
+            "/v1/rules/replay",
+            headers=auth,
+            json={
+                "since": (now - timedelta(hours=1)).isoformat(),
+                "until": now.isoformat(),
+                "rules": [{"name": "deep", "conditions": {"cel": DEEP_CEL}}],
+            },
+        )
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["field"] == "rules.0.conditions.cel"
+        assert "nested too deeply" in response.json()["detail"]
 
     async def test_range_and_service_filter(
         self,

@@ -188,6 +188,16 @@ class TestValidation:
                 "unknown variable 'sevrity'",
             ),
             (
+                {"conditions": {"cel": "(" * 150 + "true" + ")" * 150}},
+                "conditions.cel",
+                "nested too deeply",
+            ),
+            (
+                {"conditions": {"cel": " + ".join(["1"] * 400) + " > 0"}},
+                "conditions.cel",
+                "nested too deeply",
+            ),
+            (
                 {"conditions": {"time": [{"time_zone": "Europe/Berln"}]}},
                 "conditions.time.0.time_zone",
                 "unknown time zone",
