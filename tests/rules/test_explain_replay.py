@@ -130,6 +130,38 @@ class TestExplain:
         assert (await client.get("/v1/rules", headers=auth)).json()["items"] == []
 
     @pytest.mark.parametrize(
+        ("format_name", "fixture"),
+        [
+            ("alertmanager", "alertmanager/firing-two-alerts.json"),
+            ("grafana", "grafana/firing.json"),
+            ("pagerduty", "pagerduty/trigger-minimal.json"),
+            ("opsgenie", "opsgenie/create-alert.json"),
+            ("generic", "generic/alert.json"),
+        ],
+    )
+    async def test_every_sender_format(
+        self,
+        client: httpx.AsyncClient,
+        auth: dict[str, str],
+        service_id: str,
+        format_name: str,
+        fixture: str,
+    ) -> None:
+        response = await client.post(
+            "/v1/rules/explain",
+            headers=auth,
+            json={
+                "service_id": service_id,
+                "format": format_name,
+                "payload": payload_json(fixture),
+            },
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["format"] == format_name
+        assert response.json()["events"]
+        assert response.json()["events"][0]["decision"]["priority"]
+
+    @pytest.mark.parametrize(
         ("body", "status", "field"),
         [
             ({"format": "fax", "payload": {}}, 422, "format"),
