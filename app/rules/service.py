@@ -311,9 +311,12 @@ async def reorder_rules(
     by_id = {rule.id: rule for rule in rules}
     now = utcnow()
     for position, rule_id in enumerate(rule_ids):
-        if by_id[rule_id].position != position:
-            by_id[rule_id].position = position
-            by_id[rule_id].updated_at = now
+        rule = by_id[rule_id]
+        if rule.position != position:
+            # Decisions and the audit log cite (rule id, version), so a move is a new version.
+            rule.position = position
+            rule.version += 1
+            rule.updated_at = now
     await session.flush()
     await _audit(
         session,
@@ -328,6 +331,7 @@ async def reorder_rules(
         after={
             "service_id": str(service_id) if service_id else None,
             "rule_ids": [str(rule_id) for rule_id in rule_ids],
+            "versions": {str(rule_id): by_id[rule_id].version for rule_id in rule_ids},
         },
     )
     return [by_id[rule_id] for rule_id in rule_ids]
