@@ -201,6 +201,8 @@ def validation_errors(errors: Any) -> list[FieldError]:
         message = error.get("msg", "invalid value")
         if error.get("type") == "json_invalid":
             message = f"body is not valid JSON: {error.get('ctx', {}).get('error', message)}"
+        elif error.get("type") == "extra_forbidden":
+            message = "unknown field: remove it, or check its spelling against the API reference"
         result.append(
             FieldError(field=location, message=message, type=error.get("type", "invalid"))
         )
