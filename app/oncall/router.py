@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from sqlalchemy import func, select
 
+from app import deletion
 from app.api.auth import Principal, Scope, require
 from app.api.deps import SessionDep
 from app.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, fetch_page
@@ -109,11 +110,12 @@ async def update_user(
 @router.delete(
     "/users/{user_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(401, 403, 404),
+    responses=problem_responses(401, 403, 404, 409),
 )
 async def delete_user(user_id: uuid.UUID, session: SessionDep, _: Writer) -> None:
-    """Delete a user and their contact methods."""
-    await session.delete(await _get_user(session, user_id))
+    """Delete a user and their contact methods. A user that an escalation level, a rotation,
+    upcoming calendar shifts or a team still names is a 409 listing them."""
+    await deletion.delete_user(session, await _get_user(session, user_id))
 
 
 @router.get(

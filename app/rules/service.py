@@ -56,16 +56,25 @@ def compile_or_reject(spec: dict[str, Any], *, prefix: str = "") -> CompiledRule
 async def check_references(
     session: AsyncSession, spec: dict[str, Any], *, prefix: str = ""
 ) -> None:
-    """Reject a rule whose scope or route names a service or policy that does not exist."""
+    """Reject a rule whose scope or route names a service or policy that does not exist.
+
+    The rows found are locked FOR KEY SHARE, so a concurrent delete of one of them waits
+    for this commit and then sees the rule (app/deletion.py).
+    """
+    key_share = {"read": True, "key_share": True}
     service_ids = {
         f"{prefix}service_id": spec.get("service_id"),
         f"{prefix}actions.route.service_id": (spec["actions"].get("route") or {}).get("service_id"),
     }
     for field, value in service_ids.items():
-        if value is not None and await session.get(Service, uuid.UUID(str(value))) is None:
+        if value is None:
+            continue
+        if await session.get(Service, uuid.UUID(str(value)), with_for_update=key_share) is None:
             raise Unprocessable(f"Service {value} does not exist.", field=field)
     policy_id = (spec["actions"].get("route") or {}).get("escalation_policy_id")
-    if policy_id is not None and await session.get(EscalationPolicy, uuid.UUID(policy_id)) is None:
+    if policy_id is not None and (
+        await session.get(EscalationPolicy, uuid.UUID(policy_id), with_for_update=key_share) is None
+    ):
         raise Unprocessable(
             f"Escalation policy {policy_id} does not exist.",
             field=f"{prefix}actions.route.escalation_policy_id",
