@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import types
-import uuid
 import typing
+import uuid
 from typing import Any
 
 import httpx
