@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 from typing import Annotated
@@ -162,7 +163,9 @@ async def create_contact_method(
 ) -> ContactMethodCreated:
     """Add a way to reach a user. For a webhook the answer holds the signing secret once."""
     await _get_user(session, user_id)
-    saved = contact_methods.new_contact_method(
+    # A thread, because validating a webhook template renders it in a child process.
+    saved = await asyncio.to_thread(
+        contact_methods.new_contact_method,
         _secret_box(request),
         user_id=user_id,
         kind=body.kind,
@@ -206,7 +209,9 @@ async def update_contact_method(
     method = await _get_contact_method(session, contact_method_id)
     changes = body.model_dump(exclude_unset=True)
     if {"address", "secret", "settings"} & set(changes):
-        contact_methods.change_contact_method(
+        # A thread, because validating a webhook template renders it in a child process.
+        await asyncio.to_thread(
+            contact_methods.change_contact_method,
             _secret_box(request),
             method,
             address=changes.pop("address", None),
