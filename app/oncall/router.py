@@ -163,7 +163,7 @@ async def create_contact_method(
 ) -> ContactMethodCreated:
     """Add a way to reach a user. For a webhook the answer holds the signing secret once."""
     await _get_user(session, user_id)
-    # A thread, because validating a webhook template renders it in a child process.
+    # Run in a thread because validating a webhook template waits for a child process.
     saved = await asyncio.to_thread(
         contact_methods.new_contact_method,
         _secret_box(request),
@@ -209,7 +209,7 @@ async def update_contact_method(
     method = await _get_contact_method(session, contact_method_id)
     changes = body.model_dump(exclude_unset=True)
     if {"address", "secret", "settings"} & set(changes):
-        # A thread, because validating a webhook template renders it in a child process.
+        # Run in a thread because validating a webhook template waits for a child process.
         await asyncio.to_thread(
             contact_methods.change_contact_method,
             _secret_box(request),
