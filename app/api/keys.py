@@ -17,6 +17,7 @@ from app.api.models import ApiKey
 from app.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, fetch_page
 from app.api.retry import TransactionRetryRoute
 from app.core.errors import NotFound, problem_responses
+from app.core.schemas import RequestModel
 from app.core.security import hash_key, new_api_key
 from app.core.time import utcnow
 
@@ -25,7 +26,7 @@ router = APIRouter(prefix="/api-keys", tags=["api keys"], route_class=Transactio
 Admin = Annotated[Principal, Depends(require(Scope.admin))]
 
 
-class ApiKeyCreate(BaseModel):
+class ApiKeyCreate(RequestModel):
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
     scopes: list[Scope] = Field(min_length=1)
 

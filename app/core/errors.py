@@ -38,6 +38,15 @@ class FieldError(BaseModel):
     type: str = "invalid"
 
 
+class Reference(BaseModel):
+    """An object that uses the one a request tried to delete."""
+
+    type: str = Field(description="escalation_policy, rule, schedule, service or team")
+    id: str
+    name: str
+    usage: str = Field(description="How it uses the object, e.g. target of level 2")
+
+
 class Problem(BaseModel):
     """Problem details (RFC 9457) with Tocsin's extension members."""
 
@@ -49,6 +58,9 @@ class Problem(BaseModel):
     code: str
     field: str | None = Field(default=None, description="The offending field, when there is one")
     errors: list[FieldError] | None = None
+    references: list[Reference] | None = Field(
+        default=None, description="What still uses the object, for code in_use"
+    )
     request_id: str | None = None
 
 
@@ -66,12 +78,14 @@ class AppError(Exception):
         field: str | None = None,
         errors: list[FieldError] | None = None,
         headers: dict[str, str] | None = None,
+        references: list[Reference] | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.field = field
         self.errors = errors
         self.headers = headers or {}
+        self.references = references
 
 
 class BadRequest(AppError):
@@ -116,6 +130,13 @@ class Conflict(AppError):
     status = 409
     code = "conflict"
     title = "Conflict"
+
+
+class InUse(Conflict):
+    """The object is still used by others (listed in references); remove those uses first."""
+
+    code = "in_use"
+    title = "Still in use"
 
 
 class PayloadTooLarge(AppError):
@@ -169,6 +190,7 @@ def problem_response(
     field: str | None = None,
     errors: list[FieldError] | None = None,
     headers: dict[str, str] | None = None,
+    references: list[Reference] | None = None,
 ) -> JSONResponse:
     problem = Problem(
         type=PROBLEM_TYPE_BASE + code.replace("_", "-"),
@@ -179,6 +201,7 @@ def problem_response(
         code=code,
         field=field,
         errors=errors,
+        references=references,
         request_id=getattr(request.state, "request_id", None),
     )
     return JSONResponse(
@@ -201,6 +224,8 @@ def validation_errors(errors: Any) -> list[FieldError]:
         message = error.get("msg", "invalid value")
         if error.get("type") == "json_invalid":
             message = f"body is not valid JSON: {error.get('ctx', {}).get('error', message)}"
+        elif error.get("type") == "extra_forbidden":
+            message = "unknown field: remove it, or check its spelling against the API reference"
         result.append(
             FieldError(field=location, message=message, type=error.get("type", "invalid"))
         )
@@ -218,6 +243,7 @@ async def _app_error(request: Request, exc: Exception) -> JSONResponse:
         field=exc.field,
         errors=exc.errors,
         headers=exc.headers,
+        references=exc.references,
     )
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Response, status
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import deletion
 from app.api.auth import Principal, Scope, require
 from app.api.deps import SessionDep
 from app.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, fetch_page
@@ -106,8 +107,15 @@ async def _check_targets(session: AsyncSession, levels: list[LevelIn]) -> None:
     found: dict[str, set[uuid.UUID]] = {}
     for kind, model in models.items():
         ids = {target.id for level in levels for target in level.targets if target.type == kind}
-        rows = await session.scalars(select(model.id).where(model.id.in_(ids))) if ids else None
-        found[kind] = set(rows.all()) if rows is not None else set()
+        # FOR KEY SHARE makes a concurrent delete of a target wait for this commit, and the
+        # delete then finds the new level naming it (app/deletion.py).
+        statement = (
+            select(model.id)
+            .where(model.id.in_(ids))
+            .order_by(model.id)
+            .with_for_update(read=True, key_share=True)
+        )
+        found[kind] = set((await session.scalars(statement)).all()) if ids else set()
     for index, level in enumerate(levels):
         for position, target in enumerate(level.targets):
             if target.id not in found[target.type]:
@@ -206,8 +214,9 @@ async def update_policy(
 @router.delete(
     "/{policy_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(401, 403, 404),
+    responses=problem_responses(401, 403, 404, 409),
 )
 async def delete_policy(policy_id: uuid.UUID, session: SessionDep, _: Writer) -> None:
-    """Delete a policy; services using it page nobody until they get another one."""
-    await session.delete(await _get(session, policy_id))
+    """Delete a policy. A policy that a service, team or rule uses is a 409 listing them;
+    incidents already escalating keep the levels they started with."""
+    await deletion.delete_policy(session, await _get(session, policy_id))

@@ -6,10 +6,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from app.core.schemas import RequestModel
+
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
-class Target(BaseModel):
+class Target(RequestModel):
     type: Literal["user", "schedule", "team"] = Field(
         description="A user; a schedule (whoever is on call on it); a team (whoever is on "
         "call on the team's schedule)"
@@ -17,7 +19,7 @@ class Target(BaseModel):
     id: uuid.UUID
 
 
-class LevelIn(BaseModel):
+class LevelIn(RequestModel):
     delay_minutes: int = Field(
         default=15, ge=1, le=1440, description="Minutes before the next level is paged"
     )
@@ -28,7 +30,7 @@ class LevelRead(LevelIn):
     position: int
 
 
-class EscalationPolicyCreate(BaseModel):
+class EscalationPolicyCreate(RequestModel):
     name: Name
     description: str = Field(default="", max_length=10_000)
     repeat_count: int = Field(
@@ -37,7 +39,7 @@ class EscalationPolicyCreate(BaseModel):
     levels: list[LevelIn] = Field(min_length=1, max_length=20)
 
 
-class EscalationPolicyUpdate(BaseModel):
+class EscalationPolicyUpdate(RequestModel):
     name: Name | None = None
     description: str | None = Field(default=None, max_length=10_000)
     repeat_count: int | None = Field(default=None, ge=0, le=9)
@@ -62,11 +64,11 @@ class EscalationPolicyRead(BaseModel):
     updated_at: datetime
 
 
-class EscalateIn(BaseModel):
+class EscalateIn(RequestModel):
     level: int = Field(
         ge=1, le=20, description="Level to page now; 1 is the first level (levels[0])"
     )
 
 
-class ReassignIn(BaseModel):
+class ReassignIn(RequestModel):
     user_id: uuid.UUID = Field(description="The user to page now, by their notification rules")

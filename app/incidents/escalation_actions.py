@@ -41,6 +41,7 @@ async def _open_incident(session: AsyncSession, incident_id: uuid.UUID, action: 
         raise Conflict(
             f"Incident {incident_id} is {incident.status}; only a triggered or acknowledged "
             f"incident can be {action}.",
+            field="status",
         )
     return incident
 

@@ -6,6 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from app.core.schemas import RequestModel
+
 
 class Actor(BaseModel):
     type: str = Field(description="user, api_key, integration, rule or system")
@@ -91,7 +93,7 @@ class IncidentDetail(IncidentRead):
 Priority = Literal["P1", "P2", "P3", "P4", "P5"]
 
 
-class IncidentUpdate(BaseModel):
+class IncidentUpdate(RequestModel):
     title: (
         Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1024)]
         | None
@@ -100,7 +102,7 @@ class IncidentUpdate(BaseModel):
     urgency: Literal["high", "low"] | None = None
 
 
-class SnoozeRequest(BaseModel):
+class SnoozeRequest(RequestModel):
     """Give either ``until`` or ``minutes``."""
 
     until: datetime | None = Field(default=None, description="RFC 3339 time, at most 7 days ahead")
@@ -115,17 +117,17 @@ class SnoozeRequest(BaseModel):
         return self
 
 
-class NoteCreate(BaseModel):
+class NoteCreate(RequestModel):
     text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
 
 
-class MergeRequest(BaseModel):
+class MergeRequest(RequestModel):
     incident_ids: list[uuid.UUID] = Field(
         min_length=1, max_length=100, description="Incidents whose alerts move into this one"
     )
 
 
-class SubscriberCreate(BaseModel):
+class SubscriberCreate(RequestModel):
     user_id: uuid.UUID
 
 
@@ -137,7 +139,7 @@ class SubscriberRead(BaseModel):
     email: str
 
 
-class ActionItem(BaseModel):
+class ActionItem(RequestModel):
     description: Annotated[
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)
     ]
@@ -146,7 +148,7 @@ class ActionItem(BaseModel):
     done: bool = False
 
 
-class PostmortemWrite(BaseModel):
+class PostmortemWrite(RequestModel):
     summary: Annotated[
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000)
     ]

@@ -12,7 +12,7 @@ from app.api.auth import Principal, Scope, require
 from app.api.deps import SessionDep, read_body
 from app.api.retry import TransactionRetryRoute
 from app.core.errors import FieldError, NotFound, Unauthorized, Unprocessable, problem_responses
-from app.core.time import utcnow
+from app.core.time import isoformat, utcnow
 from app.oncall import calendar_import, schedules
 from app.oncall.calendar_feeds import (
     calendar_response,
@@ -22,7 +22,7 @@ from app.oncall.calendar_feeds import (
 )
 from app.oncall.localtime import zone
 from app.oncall.models import User
-from app.oncall.schedule_schemas import CalendarFeedRead, CalendarImportRead
+from app.oncall.schedule_schemas import CalendarFeedRead, CalendarImportRead, SkippedEvent
 from app.oncall.schedules_router import layer_read
 
 router = APIRouter(tags=["calendars"], route_class=TransactionRetryRoute)
@@ -115,25 +115,34 @@ async def import_calendar(
     schedule = await schedules.get_schedule(session, schedule_id)
     body = await read_body(request, MAX_CALENDAR_BYTES)
     now = utcnow()
+    window_start = now - calendar_import.IMPORT_PAST
+    window_end = now + calendar_import.IMPORT_FUTURE
     try:
         result = await calendar_import.match_events(
-            session,
-            body,
-            zone(schedule.time_zone),
-            now - calendar_import.IMPORT_PAST,
-            now + calendar_import.IMPORT_FUTURE,
+            session, body, zone(schedule.time_zone), window_start, window_end
         )
     except calendar_import.CalendarError as exc:
         raise Unprocessable(str(exc), field="body") from exc
+    if not result.shifts and not result.skipped:
+        raise Unprocessable(
+            f"The calendar has no events between {isoformat(window_start)} and "
+            f"{isoformat(window_end)}, so there is nothing to import. To empty a calendar "
+            "layer, delete it.",
+            field="body",
+        )
     if result.skipped and not skip_unmatched:
         raise Unprocessable(
             f"{len(result.skipped)} events name no known user; add the users, or pass "
             "skip_unmatched=true to import the rest.",
             field="body",
-            errors=[
-                FieldError(field="body", message=f"{item.summary!r} ({item.uid}): {item.reason}")
-                for item in result.skipped[:50]
-            ],
+            errors=_skipped_errors(result.skipped),
+        )
+    if not result.shifts:
+        raise Unprocessable(
+            f"None of the calendar's {len(result.skipped)} events can be imported: errors "
+            "lists the reason for each.",
+            field="body",
+            errors=_skipped_errors(result.skipped),
         )
     layer = await calendar_import.store_layer(
         session, schedule, result, layer_name=layer_name, replace_layer_id=replace_layer_id
@@ -143,6 +152,13 @@ async def import_calendar(
         imported=len(result.shifts),
         skipped=result.skipped,
     )
+
+
+def _skipped_errors(skipped: list[SkippedEvent]) -> list[FieldError]:
+    return [
+        FieldError(field="body", message=f"{item.summary!r} ({item.uid}): {item.reason}")
+        for item in skipped[:50]
+    ]
 
 
 @router.get(

@@ -92,6 +92,12 @@ def change_contact_method(
         secret,
         settings if settings is not None else dict(method.settings or {}),
     )
+    if contact.address != method.address:
+        # A verification proved that the old address reaches its owner, not the new one.
+        method.verified_at = None
+        method.verification_code_encrypted = None
+        method.verification_expires_at = None
+        method.verification_attempts = 0
     method.address = contact.address
     method.settings = contact.settings
     method.secret_settings_encrypted = contacts.encrypt_secrets(

@@ -14,6 +14,7 @@ from pydantic import (
     model_validator,
 )
 
+from app.core.schemas import RequestModel
 from app.oncall.shifts import RotationUnit, SourceType
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -31,7 +32,7 @@ def check_time_zone(value: str) -> str:
     return value
 
 
-class RestrictionIn(BaseModel):
+class RestrictionIn(RequestModel):
     """A daily window, or with start_day and end_day a weekly one, in the schedule's zone."""
 
     start_time: time = Field(description="Local time the window opens, e.g. 09:00")
@@ -53,7 +54,7 @@ class RestrictionIn(BaseModel):
         return self
 
 
-class LayerIn(BaseModel):
+class LayerIn(RequestModel):
     name: Name
     members: list[uuid.UUID] = Field(
         min_length=1, max_length=100, description="User ids, in turn order; repeats allowed"
@@ -84,7 +85,7 @@ class LayerIn(BaseModel):
         return self
 
 
-class LayerUpdate(BaseModel):
+class LayerUpdate(RequestModel):
     name: Name | None = None
     members: list[uuid.UUID] | None = Field(default=None, min_length=1, max_length=100)
     rotation_unit: RotationUnit | None = None
@@ -115,7 +116,7 @@ class ReachabilityWarning(BaseModel):
     message: str
 
 
-class ScheduleCreate(BaseModel):
+class ScheduleCreate(RequestModel):
     name: Name
     description: str = Field(default="", max_length=10_000)
     time_zone: str = Field(description="IANA zone of handoffs and restrictions")
@@ -126,7 +127,7 @@ class ScheduleCreate(BaseModel):
     _zone = field_validator("time_zone")(check_time_zone)
 
 
-class ScheduleUpdate(BaseModel):
+class ScheduleUpdate(RequestModel):
     name: Name | None = None
     description: str | None = Field(default=None, max_length=10_000)
     time_zone: str | None = None
@@ -153,7 +154,7 @@ class ScheduleRead(BaseModel):
     updated_at: datetime
 
 
-class OverrideCreate(BaseModel):
+class OverrideCreate(RequestModel):
     user_id: uuid.UUID
     start: AwareDatetime
     end: AwareDatetime

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 from sqlalchemy import func, select
 
+from app import deletion
 from app.api.auth import Principal, Scope, require
 from app.api.deps import SessionDep
 from app.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, fetch_page
@@ -168,11 +169,12 @@ async def update_schedule(
 @router.delete(
     "/{schedule_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(401, 403, 404),
+    responses=problem_responses(401, 403, 404, 409),
 )
 async def delete_schedule(schedule_id: uuid.UUID, session: SessionDep, _: Writer) -> None:
-    """Delete a schedule; escalation levels naming it record an empty target when they page."""
-    await session.delete(await schedules.get_schedule(session, schedule_id))
+    """Delete a schedule. A schedule that an escalation level or a team uses is a 409
+    listing them."""
+    await deletion.delete_schedule(session, await schedules.get_schedule(session, schedule_id))
 
 
 @router.post(

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
 
+from app.core.schemas import RequestModel
 from app.oncall.models import TeamRole, Urgency, UserRole
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -22,7 +23,7 @@ def _check_time_zone(value: str | None) -> str | None:
     return value
 
 
-class UserCreate(BaseModel):
+class UserCreate(RequestModel):
     name: Name
     email: EmailStr
     time_zone: str = "UTC"
@@ -31,7 +32,7 @@ class UserCreate(BaseModel):
     _zone = field_validator("time_zone")(_check_time_zone)
 
 
-class UserUpdate(BaseModel):
+class UserUpdate(RequestModel):
     name: Name | None = None
     email: EmailStr | None = None
     time_zone: str | None = None
@@ -64,7 +65,7 @@ SETTINGS_DESCRIPTION = (
 )
 
 
-class ContactMethodCreate(BaseModel):
+class ContactMethodCreate(RequestModel):
     kind: str = Field(description="A notifier name: webhook, slack, email, sms, log, ...")
     name: str = Field(default="", max_length=200)
     address: str = Field(default="", max_length=2048, description=ADDRESS_DESCRIPTION)
@@ -77,7 +78,7 @@ class ContactMethodCreate(BaseModel):
     settings: dict[str, Any] = Field(default_factory=dict, description=SETTINGS_DESCRIPTION)
 
 
-class ContactMethodUpdate(BaseModel):
+class ContactMethodUpdate(RequestModel):
     name: str | None = Field(default=None, max_length=200)
     enabled: bool | None = None
     address: str | None = Field(default=None, max_length=2048, description=ADDRESS_DESCRIPTION)
@@ -113,7 +114,7 @@ class ContactMethodCreated(ContactMethodRead):
     )
 
 
-class NotificationRuleCreate(BaseModel):
+class NotificationRuleCreate(RequestModel):
     contact_method_id: uuid.UUID
     delay_minutes: int = Field(
         default=0, ge=0, le=1440, description="Minutes after the user is paged"
@@ -121,7 +122,7 @@ class NotificationRuleCreate(BaseModel):
     urgency: Urgency = Field(default=Urgency.high, description="Incidents this rule applies to")
 
 
-class NotificationRuleUpdate(BaseModel):
+class NotificationRuleUpdate(RequestModel):
     delay_minutes: int | None = Field(default=None, ge=0, le=1440)
     urgency: Urgency | None = None
 
@@ -151,16 +152,16 @@ class VerificationStarted(BaseModel):
     expires_at: datetime
 
 
-class VerificationConfirm(BaseModel):
+class VerificationConfirm(RequestModel):
     code: str = Field(min_length=4, max_length=16, description="The code the notifier delivered")
 
 
-class TeamMemberIn(BaseModel):
+class TeamMemberIn(RequestModel):
     user_id: uuid.UUID
     role: TeamRole = TeamRole.member
 
 
-class TeamCreate(BaseModel):
+class TeamCreate(RequestModel):
     name: Name
     description: str = Field(default="", max_length=10_000)
     schedule_id: uuid.UUID | None = Field(
@@ -170,7 +171,7 @@ class TeamCreate(BaseModel):
     members: list[TeamMemberIn] = Field(default_factory=list, max_length=500)
 
 
-class TeamUpdate(BaseModel):
+class TeamUpdate(RequestModel):
     name: Name | None = None
     description: str | None = Field(default=None, max_length=10_000)
     schedule_id: uuid.UUID | None = None

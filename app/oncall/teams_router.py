@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response, status
 from sqlalchemy import delete, func, select
 
+from app import deletion
 from app.api.auth import Principal, Scope, require
 from app.api.deps import SessionDep
 from app.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, fetch_page
@@ -173,8 +174,10 @@ async def update_team(
 
 
 @router.delete(
-    "/{team_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 403, 404)
+    "/{team_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 404, 409),
 )
 async def delete_team(team_id: uuid.UUID, session: SessionDep, _: Writer) -> None:
-    """Delete a team; escalation levels naming it record an empty target when they page."""
-    await session.delete(await _get(session, team_id))
+    """Delete a team. A team that an escalation level targets is a 409 listing the levels."""
+    await deletion.delete_team(session, await _get(session, team_id))

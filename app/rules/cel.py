@@ -37,6 +37,12 @@ VARIABLES = frozenset(
 # Macros whose first argument binds a variable, as in labels.exists(k, k.startsWith("x")).
 _BINDING_MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
 MAX_EXPRESSION_LENGTH = 4096
+# The deepest parse tree accepted. cel-python transpiles and evaluates the tree
+# recursively, and near depth 1,300 (about 130 nested brackets) it exceeds Python's
+# recursion limit. Each level of brackets adds 10 levels to the tree and each operator in
+# a chain such as a || b || c adds 1 or 2, so 400 allows 38 nested brackets.
+MAX_TREE_DEPTH = 400
+_TOO_DEEP = "nested too deeply: use fewer nested brackets or split the condition into several rules"
 
 # cel-python logs every evaluation error at ERROR level. For a rule an error only means
 # "no match", and the explain endpoint reports it, so the library's own lines are noise.
@@ -79,11 +85,16 @@ class CelCondition:
         except CELParseError as exc:
             first_line = str(exc.args[0]).splitlines()[0] if exc.args else "syntax error"
             raise CelError(f"syntax error: {first_line}", exc.line, exc.column) from exc
+        except RecursionError as exc:
+            raise CelError(_TOO_DEEP) from exc
+        _check_depth(tree)
         _check_names(tree)
         try:
             self._program = _ENVIRONMENT.program(tree)
         except (CELEvalError, CELUnsupportedError, SyntaxError) as exc:
             raise CelError(f"cannot compile: {exc}") from exc
+        except RecursionError as exc:
+            raise CelError(_TOO_DEEP) from exc
 
     def evaluate(self, variables: Mapping[str, Any]) -> CelResult:
         activation = {name: _to_cel(value) for name, value in variables.items()}
@@ -92,6 +103,8 @@ class CelCondition:
                 value = self._program.evaluate(activation)
         except (CELEvalError, CELUnsupportedError) as exc:
             return CelResult(False, f"evaluation error: {_describe_error(exc)}")
+        except RecursionError:
+            return CelResult(False, f"evaluation error: {_TOO_DEEP}")
         if isinstance(value, celtypes.BoolType | bool):
             return CelResult(bool(value))
         return CelResult(False, f"returned {type(value).__name__}, not a bool")
@@ -112,6 +125,21 @@ def _to_cel(value: Any) -> Any:
     if isinstance(value, datetime):
         return celtypes.TimestampType(value)
     return json_to_cel(value)
+
+
+def _check_depth(tree: lark.Tree[Any]) -> None:
+    """Reject a parse tree deeper than MAX_TREE_DEPTH, measured without recursion."""
+    pending: list[tuple[Any, int]] = [(tree, 1)]
+    while pending:
+        node, depth = pending.pop()
+        if depth > MAX_TREE_DEPTH:
+            raise CelError(
+                f"nested too deeply: the parse tree is deeper than {MAX_TREE_DEPTH} levels "
+                "(about 38 nested brackets). Use fewer nested brackets or split the condition "
+                "into several rules"
+            )
+        if isinstance(node, lark.Tree):
+            pending.extend((child, depth + 1) for child in node.children)
 
 
 def _check_names(tree: lark.Tree[Any]) -> None:

@@ -13,6 +13,7 @@ from pydantic import (
     StringConstraints,
 )
 
+from app.core.schemas import RequestModel
 from app.incidents.schemas import Actor
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -34,12 +35,12 @@ Level = Annotated[
 ]
 
 
-class TimeRangeIn(BaseModel):
+class TimeRangeIn(RequestModel):
     start_time: str = Field(pattern=r"^\d{2}:\d{2}$", examples=["09:00"])
     end_time: str = Field(pattern=r"^\d{2}:\d{2}$", examples=["17:30"], description="Up to 24:00")
 
 
-class TimeIntervalIn(BaseModel):
+class TimeIntervalIn(RequestModel):
     time_zone: str = Field(default="UTC", description="IANA name, e.g. Europe/Berlin")
     weekdays: list[str] = Field(
         default_factory=list,
@@ -51,7 +52,7 @@ class TimeIntervalIn(BaseModel):
     )
 
 
-class ConditionsIn(BaseModel):
+class ConditionsIn(RequestModel):
     matchers: list[str] = Field(
         default_factory=list,
         max_length=50,
@@ -65,12 +66,12 @@ class ConditionsIn(BaseModel):
     )
 
 
-class RouteIn(BaseModel):
+class RouteIn(RequestModel):
     service_id: uuid.UUID | None = None
     escalation_policy_id: uuid.UUID | None = None
 
 
-class ActionsIn(BaseModel):
+class ActionsIn(RequestModel):
     impact: Level | None = None
     urgency: Level | None = None
     priority: Priority | None = Field(default=None, description="Overrides the matrix")
@@ -85,7 +86,7 @@ class ActionsIn(BaseModel):
     drop: bool = Field(default=False, description="Discard the event; only the event log keeps it")
 
 
-class RuleCreate(BaseModel):
+class RuleCreate(RequestModel):
     model_config = ConfigDict(populate_by_name=True)
 
     name: Name
@@ -110,7 +111,7 @@ class RuleDraft(RuleCreate):
     id: uuid.UUID | None = Field(default=None, description="Keeps a stored rule's identity")
 
 
-class RuleUpdate(BaseModel):
+class RuleUpdate(RequestModel):
     model_config = ConfigDict(populate_by_name=True)
 
     name: Name | None = None
@@ -142,7 +143,7 @@ class RuleRead(BaseModel):
     updated_at: datetime
 
 
-class RuleReorder(BaseModel):
+class RuleReorder(RequestModel):
     service_id: uuid.UUID | None = Field(default=None, description="The scope; null for global")
     rule_ids: list[uuid.UUID] = Field(
         max_length=1000, description="Every rule of the scope, in the new order"
@@ -163,7 +164,7 @@ class AuditEntryRead(BaseModel):
     after: dict[str, Any] | None
 
 
-class MatrixRow(BaseModel):
+class MatrixRow(RequestModel):
     """Priorities for one impact, by urgency."""
 
     high: Priority
@@ -171,7 +172,7 @@ class MatrixRow(BaseModel):
     low: Priority
 
 
-class Matrix(BaseModel):
+class Matrix(RequestModel):
     """Rows by impact."""
 
     high: MatrixRow
@@ -179,19 +180,19 @@ class Matrix(BaseModel):
     low: MatrixRow
 
 
-class SeverityDefault(BaseModel):
+class SeverityDefault(RequestModel):
     impact: Level
     urgency: Level
 
 
-class SeverityDefaults(BaseModel):
+class SeverityDefaults(RequestModel):
     critical: SeverityDefault
     error: SeverityDefault
     warning: SeverityDefault
     info: SeverityDefault
 
 
-class PriorityMatrixIn(BaseModel):
+class PriorityMatrixIn(RequestModel):
     matrix: Matrix
     severity_defaults: SeverityDefaults
 
@@ -260,7 +261,7 @@ class WindowBrief(BaseModel):
     ends_at: datetime
 
 
-class ExplainIn(BaseModel):
+class ExplainIn(RequestModel):
     format: str | None = Field(
         default=None,
         description="The ingest format of payload; defaults to the integration's",
@@ -296,7 +297,7 @@ class ExplainOut(BaseModel):
     events: list[ExplainedEvent]
 
 
-class ReplayIn(BaseModel):
+class ReplayIn(RequestModel):
     since: AwareDatetime = Field(description="Alerts first seen at or after this instant")
     until: AwareDatetime = Field(description="Alerts first seen before this instant")
     service_id: uuid.UUID | None = Field(default=None, description="Only alerts of this service")
@@ -366,7 +367,7 @@ class ReplayOut(BaseModel):
     elapsed_ms: int
 
 
-class MaintenanceWindowCreate(BaseModel):
+class MaintenanceWindowCreate(RequestModel):
     service_id: uuid.UUID
     name: Name
     description: str = Field(default="", max_length=10_000)
@@ -380,7 +381,7 @@ class MaintenanceWindowCreate(BaseModel):
     )
 
 
-class MaintenanceWindowUpdate(BaseModel):
+class MaintenanceWindowUpdate(RequestModel):
     name: Name | None = None
     description: str | None = Field(default=None, max_length=10_000)
     starts_at: AwareDatetime | None = None
@@ -412,7 +413,7 @@ class MaintenanceWindowRead(BaseModel):
     )
 
 
-class SilenceCreate(BaseModel):
+class SilenceCreate(RequestModel):
     service_id: uuid.UUID | None = Field(default=None, description="Only this service's alerts")
     matchers: list[str] = Field(
         min_length=1, max_length=50, description='Alertmanager matchers, e.g. alertname="Disk"'
@@ -427,7 +428,7 @@ class SilenceCreate(BaseModel):
     comment: str = Field(min_length=1, max_length=2000, description="Why")
 
 
-class SilenceUpdate(BaseModel):
+class SilenceUpdate(RequestModel):
     ends_at: AwareDatetime | None = None
     comment: str | None = Field(default=None, min_length=1, max_length=2000)
 

@@ -56,16 +56,25 @@ def compile_or_reject(spec: dict[str, Any], *, prefix: str = "") -> CompiledRule
 async def check_references(
     session: AsyncSession, spec: dict[str, Any], *, prefix: str = ""
 ) -> None:
-    """Reject a rule whose scope or route names a service or policy that does not exist."""
+    """Reject a rule whose scope or route names a service or policy that does not exist.
+
+    The rows found are locked FOR KEY SHARE, so a concurrent delete of one of them waits
+    for this commit and then sees the rule (app/deletion.py).
+    """
+    key_share = {"read": True, "key_share": True}
     service_ids = {
         f"{prefix}service_id": spec.get("service_id"),
         f"{prefix}actions.route.service_id": (spec["actions"].get("route") or {}).get("service_id"),
     }
     for field, value in service_ids.items():
-        if value is not None and await session.get(Service, uuid.UUID(str(value))) is None:
+        if value is None:
+            continue
+        if await session.get(Service, uuid.UUID(str(value)), with_for_update=key_share) is None:
             raise Unprocessable(f"Service {value} does not exist.", field=field)
     policy_id = (spec["actions"].get("route") or {}).get("escalation_policy_id")
-    if policy_id is not None and await session.get(EscalationPolicy, uuid.UUID(policy_id)) is None:
+    if policy_id is not None and (
+        await session.get(EscalationPolicy, uuid.UUID(policy_id), with_for_update=key_share) is None
+    ):
         raise Unprocessable(
             f"Escalation policy {policy_id} does not exist.",
             field=f"{prefix}actions.route.escalation_policy_id",
@@ -311,9 +320,12 @@ async def reorder_rules(
     by_id = {rule.id: rule for rule in rules}
     now = utcnow()
     for position, rule_id in enumerate(rule_ids):
-        if by_id[rule_id].position != position:
-            by_id[rule_id].position = position
-            by_id[rule_id].updated_at = now
+        rule = by_id[rule_id]
+        if rule.position != position:
+            # Decisions and the audit log cite (rule id, version), so a move is a new version.
+            rule.position = position
+            rule.version += 1
+            rule.updated_at = now
     await session.flush()
     await _audit(
         session,
@@ -328,6 +340,7 @@ async def reorder_rules(
         after={
             "service_id": str(service_id) if service_id else None,
             "rule_ids": [str(rule_id) for rule_id in rule_ids],
+            "versions": {str(rule_id): by_id[rule_id].version for rule_id in rule_ids},
         },
     )
     return [by_id[rule_id] for rule_id in rule_ids]

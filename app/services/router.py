@@ -3,9 +3,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 from sqlalchemy import select
 
+from app import deletion
 from app.api.auth import Principal, Scope, require
 from app.api.deps import SessionDep, SettingsDep
 from app.api.pagination import (
@@ -94,11 +95,22 @@ async def update_service(
 @router.delete(
     "/services/{service_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(401, 403, 404),
+    responses=problem_responses(401, 403, 404, 409),
 )
-async def delete_service(service_id: uuid.UUID, session: SessionDep, _: Writer) -> None:
-    """Delete a service with its integrations, alerts and incidents."""
-    await session.delete(await services.get_service(session, service_id))
+async def delete_service(
+    service_id: uuid.UUID,
+    session: SessionDep,
+    _: Writer,
+    force: Annotated[
+        bool,
+        Query(description="Also delete the service's incidents, with their timelines"),
+    ] = False,
+) -> None:
+    """Delete a service with its integrations and rules. A service with incidents is a 409
+    unless force=true, which deletes the incidents too; rules routing to it are a 409."""
+    await deletion.delete_service(
+        session, await services.get_service(session, service_id), force=force
+    )
 
 
 @router.get(

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from app.core.schemas import RequestModel
 from app.services.models import GroupingMode, IntegrationKind
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -15,7 +16,7 @@ Seconds = Annotated[int, Field(ge=1, le=366 * 24 * 3600)]
 FieldName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
-class LifecycleFields(BaseModel):
+class LifecycleFields(RequestModel):
     """Grouping and lifecycle settings of a service; null turns a feature off."""
 
     grouping_mode: GroupingMode | None = Field(
@@ -98,13 +99,13 @@ class ServiceRead(BaseModel):
     updated_at: datetime
 
 
-class IntegrationCreate(BaseModel):
+class IntegrationCreate(RequestModel):
     name: Name
     kind: IntegrationKind
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
-class IntegrationUpdate(BaseModel):
+class IntegrationUpdate(RequestModel):
     name: Name | None = None
     enabled: bool | None = None
     settings: dict[str, Any] | None = Field(

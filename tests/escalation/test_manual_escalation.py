@@ -104,12 +104,15 @@ async def test_escalate_rejects_bad_level_and_state(
     )
     assert resolved.status_code == 409
     assert resolved.headers["content-type"] == PROBLEM_JSON
+    assert resolved.json()["field"] == "status"
+    assert "resolved" in resolved.json()["detail"]
     reassigned = await api.client.post(
         f"/v1/incidents/{incident}/reassign",
         json={"user_id": str(uuid.uuid4())},
         headers=api.auth,
     )
     assert reassigned.status_code == 409
+    assert reassigned.json()["field"] == "status"
     missing = await api.client.post(
         f"/v1/incidents/{uuid.uuid4()}/escalate", json={"level": 1}, headers=api.auth
     )

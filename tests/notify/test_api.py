@@ -18,6 +18,7 @@ from tests.support import fakes
 from tests.support.jobs import drain_jobs
 from tests.support.paging import add_contact_method, page_once, paging_context
 from tests.support.receiver import Receiver
+from tests.support.verification import code_from_receiver, verify_contact_method
 
 pytestmark = pytest.mark.asyncio
 
@@ -213,6 +214,29 @@ async def test_test_message_marks_verified(
     assert verified["verified_at"] is not None
 
 
+async def test_test_message_does_not_verify_sms(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    demo: dict[str, Any],
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    gateway = {"provider": "http", "gateway_url": receiver.url, "from_number": "Tocsin"}
+    settings = app.state.settings.model_copy(update={"notifiers": {"sms": gateway}})
+    monkeypatch.setattr(app.state, "settings", settings)
+    method = await add_contact_method(client, auth, demo, kind="sms", address="+14155550123")
+
+    response = await client.post(f"/v1/contact-methods/{method['id']}/test", headers=auth)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["ok"] is True
+    # The gateway took the text; only the code shows that the owner gets it.
+    assert response.json()["verified_at"] is None
+    [request] = receiver.requests
+    assert request.json()["to"] == "+14155550123"
+
+
 async def test_failed_test_message_reports_error(
     client: httpx.AsyncClient, auth: dict[str, str], demo: dict[str, Any], receiver: Receiver
 ) -> None:
@@ -297,7 +321,7 @@ async def test_acknowledge_skips_sms(
 ) -> None:
     sid, token = "AC" + "2" * 32, "token-for-ack-test"
     receiver.respond = fakes.twilio_api(sid, token)
-    await add_contact_method(client, auth, demo, kind="sms", address="+14155550123")
+    method = await add_contact_method(client, auth, demo, kind="sms", address="+14155550123")
     options = {
         "sms": {
             "api_base_url": receiver.base_url,
@@ -306,6 +330,15 @@ async def test_acknowledge_skips_sms(
             "from_number": "+14155550100",
         }
     }
+    await verify_contact_method(
+        app,
+        client,
+        auth,
+        raw_db,
+        method["id"],
+        options=options,
+        read_code=code_from_receiver(receiver),
+    )
     async with httpx.AsyncClient() as http:
         context = paging_context(app, http, options)
         incident_id = await page_once(client, alertmanager_path, raw_db, context)

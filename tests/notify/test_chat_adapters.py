@@ -24,6 +24,7 @@ from tests.support.paging import (
     trigger,
 )
 from tests.support.receiver import Receiver
+from tests.support.verification import code_from_receiver, code_in, verify_contact_method
 
 pytestmark = pytest.mark.asyncio
 
@@ -102,7 +103,10 @@ async def setup_channel(
     client: httpx.AsyncClient,
     auth: dict[str, str],
     demo: dict[str, Any],
+    app: FastAPI,
+    raw_db: asyncpg.Connection,
 ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Add the channel's contact method, verified when its notifier sends codes."""
     channel = CHANNELS[name]
     if channel.respond is not None:
         receiver.respond = channel.respond()
@@ -114,7 +118,18 @@ async def setup_channel(
         address=channel.address(receiver),
         settings=channel.settings,
     )
-    return method, {channel.kind: channel.options(receiver)}
+    options = {channel.kind: channel.options(receiver)}
+    if channel.kind == "sms":
+        method = await verify_contact_method(
+            app,
+            client,
+            auth,
+            raw_db,
+            method["id"],
+            options=options,
+            read_code=code_from_receiver(receiver),
+        )
+    return method, options
 
 
 @pytest.mark.parametrize("name", list(CHANNELS))
@@ -128,7 +143,7 @@ async def test_retries_after_500_and_429(
     raw_db: asyncpg.Connection,
     receiver: Receiver,
 ) -> None:
-    _, options = await setup_channel(name, receiver, client, auth, demo)
+    _, options = await setup_channel(name, receiver, client, auth, demo, app, raw_db)
     receiver.statuses.extend([500, 429])
     receiver.headers_for_status[429] = {"Retry-After": "30"}
     async with httpx.AsyncClient() as http:
@@ -164,7 +179,7 @@ async def test_no_retry_after_400(
     raw_db: asyncpg.Connection,
     receiver: Receiver,
 ) -> None:
-    _, options = await setup_channel(name, receiver, client, auth, demo)
+    _, options = await setup_channel(name, receiver, client, auth, demo, app, raw_db)
     receiver.statuses.append(400)
     async with httpx.AsyncClient() as http:
         context = paging_context(app, http, options)
@@ -213,7 +228,7 @@ async def test_slack_api_posts_blocks_then_updates(
     raw_db: asyncpg.Connection,
     receiver: Receiver,
 ) -> None:
-    _, options = await setup_channel("slack-api", receiver, client, auth, demo)
+    _, options = await setup_channel("slack-api", receiver, client, auth, demo, app, raw_db)
     incident_id = await page_and_resolve(app, client, auth, alertmanager_path, raw_db, options)
 
     post, ack, resolve = receiver.requests
@@ -257,7 +272,7 @@ async def test_slack_escapes_mrkdwn(
     raw_db: asyncpg.Connection,
     receiver: Receiver,
 ) -> None:
-    _, options = await setup_channel("slack-webhook", receiver, client, auth, demo)
+    _, options = await setup_channel("slack-webhook", receiver, client, auth, demo, app, raw_db)
     async with httpx.AsyncClient() as http:
         context = paging_context(app, http, options)
         await trigger(client, alertmanager_path, "Esc", "x")
@@ -270,13 +285,14 @@ async def test_slack_escapes_mrkdwn(
 
 
 async def test_slack_webhook_address_is_stored_masked(
+    app: FastAPI,
     client: httpx.AsyncClient,
     auth: dict[str, str],
     demo: dict[str, Any],
     raw_db: asyncpg.Connection,
     receiver: Receiver,
 ) -> None:
-    method, _ = await setup_channel("slack-webhook", receiver, client, auth, demo)
+    method, _ = await setup_channel("slack-webhook", receiver, client, auth, demo, app, raw_db)
 
     assert method["address"] == f"{receiver.base_url}/***"
     row = await raw_db.fetchrow(
@@ -296,7 +312,7 @@ async def test_slack_webhook_posts_new_messages(
     raw_db: asyncpg.Connection,
     receiver: Receiver,
 ) -> None:
-    _, options = await setup_channel("slack-webhook", receiver, client, auth, demo)
+    _, options = await setup_channel("slack-webhook", receiver, client, auth, demo, app, raw_db)
     await page_and_resolve(app, client, auth, alertmanager_path, raw_db, options)
 
     assert [request.path for request in receiver.requests] == ["/services/T000/B000/XXXX"] * 3
@@ -317,7 +333,7 @@ async def test_teams_sends_adaptive_card(
     raw_db: asyncpg.Connection,
     receiver: Receiver,
 ) -> None:
-    _, options = await setup_channel("teams", receiver, client, auth, demo)
+    _, options = await setup_channel("teams", receiver, client, auth, demo, app, raw_db)
     receiver.statuses.append(202)
     await page_and_resolve(app, client, auth, alertmanager_path, raw_db, options, acknowledge=False)
 
@@ -395,7 +411,7 @@ async def test_telegram_replies_to_first_message(
     raw_db: asyncpg.Connection,
     receiver: Receiver,
 ) -> None:
-    _, options = await setup_channel("telegram", receiver, client, auth, demo)
+    _, options = await setup_channel("telegram", receiver, client, auth, demo, app, raw_db)
     await page_and_resolve(app, client, auth, alertmanager_path, raw_db, options)
 
     first, ack, resolve = receiver.requests
@@ -422,7 +438,7 @@ async def test_telegram_uses_retry_after_from_body(
     raw_db: asyncpg.Connection,
     receiver: Receiver,
 ) -> None:
-    _, options = await setup_channel("telegram", receiver, client, auth, demo)
+    _, options = await setup_channel("telegram", receiver, client, auth, demo, app, raw_db)
     limited = True
 
     def respond(request: Any) -> Any:
@@ -457,7 +473,7 @@ async def test_discord_edits_the_first_message(
     raw_db: asyncpg.Connection,
     receiver: Receiver,
 ) -> None:
-    _, options = await setup_channel("discord", receiver, client, auth, demo)
+    _, options = await setup_channel("discord", receiver, client, auth, demo, app, raw_db)
     await page_and_resolve(app, client, auth, alertmanager_path, raw_db, options)
 
     first, ack, resolve = receiver.requests
@@ -487,7 +503,7 @@ async def test_twilio_sms_fits_two_segments(
     raw_db: asyncpg.Connection,
     receiver: Receiver,
 ) -> None:
-    _, options = await setup_channel("sms-twilio", receiver, client, auth, demo)
+    _, options = await setup_channel("sms-twilio", receiver, client, auth, demo, app, raw_db)
     async with httpx.AsyncClient() as http:
         context = paging_context(app, http, options)
         await trigger(client, alertmanager_path, "Long", "Disk full " * 60)
@@ -516,7 +532,7 @@ async def test_sms_gateway_posts_json(
     raw_db: asyncpg.Connection,
     receiver: Receiver,
 ) -> None:
-    _, options = await setup_channel("sms-gateway", receiver, client, auth, demo)
+    _, options = await setup_channel("sms-gateway", receiver, client, auth, demo, app, raw_db)
     async with httpx.AsyncClient() as http:
         context = paging_context(app, http, options)
         await trigger(client, alertmanager_path, "DiskFull", "Disk full")
@@ -530,3 +546,85 @@ async def test_sms_gateway_posts_json(
     assert body["from"] == "Tocsin"
     links = await page_links(raw_db, "sms")
     assert body["text"].startswith(f"P1 #1 Disk full (Demo service)\nAck: {links['acknowledge']}")
+
+
+async def test_sms_pages_only_once_verified(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    demo: dict[str, Any],
+    alertmanager_path: str,
+    raw_db: asyncpg.Connection,
+    receiver: Receiver,
+) -> None:
+    channel = CHANNELS["sms-gateway"]
+    method = await add_contact_method(
+        client, auth, demo, kind="sms", address=channel.address(receiver)
+    )
+    assert method["verified_at"] is None
+    async with httpx.AsyncClient() as http:
+        context = paging_context(app, http, {"sms": channel.options(receiver)})
+        unverified = await trigger(client, alertmanager_path, "DiskFull", "Disk full")
+        await drain_jobs(raw_db, context)
+        unverified_requests = list(receiver.requests)
+        resolved = await client.post(f"/v1/incidents/{unverified}/resolve", headers=auth)
+        assert resolved.status_code == 200, resolved.text
+        await drain_jobs(raw_db, context)
+
+        started = await client.post(
+            f"/v1/contact-methods/{method['id']}/verification", headers=auth
+        )
+        assert started.status_code == 202, started.text
+        await drain_jobs(raw_db, context)
+        [code_request] = receiver.requests
+        code = code_in(code_request.json()["text"])
+        confirmed = await client.post(
+            f"/v1/contact-methods/{method['id']}/verification/confirm",
+            json={"code": code},
+            headers=auth,
+        )
+        assert confirmed.status_code == 200, confirmed.text
+
+        await trigger(client, alertmanager_path, "CpuHot", "CPU hot")
+        await drain_jobs(raw_db, context)
+
+    assert unverified_requests == []
+    assert code_request.path == "/send"
+    assert code_request.headers["authorization"] == "Bearer gateway-token"
+    assert code_request.json() == {
+        "to": "+4915112345678",
+        "from": "Tocsin",
+        "text": f"Tocsin verification code: {code}. Enter it in Tocsin to get pages at this "
+        "number.",
+    }
+    assert code_request.headers["idempotency-key"].startswith("verification:")
+    assert code not in code_request.headers["idempotency-key"]
+    assert confirmed.json()["verified_at"] is not None
+    page = receiver.requests[-1].json()
+    assert page["text"].startswith("P1 #2 CPU hot")
+    [notification] = await notification_rows(raw_db, "sms")
+    assert notification["status"] == "sent"
+
+
+async def test_changed_number_needs_verification_again(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    demo: dict[str, Any],
+    raw_db: asyncpg.Connection,
+    receiver: Receiver,
+) -> None:
+    method, _ = await setup_channel("sms-twilio", receiver, client, auth, demo, app, raw_db)
+    assert method["verified_at"] is not None
+
+    renamed = await client.patch(
+        f"/v1/contact-methods/{method['id']}", json={"name": "Work phone"}, headers=auth
+    )
+    moved = await client.patch(
+        f"/v1/contact-methods/{method['id']}", json={"address": "+14155550199"}, headers=auth
+    )
+
+    assert renamed.status_code == 200, renamed.text
+    assert renamed.json()["verified_at"] is not None
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["verified_at"] is None

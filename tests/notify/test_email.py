@@ -24,6 +24,7 @@ from tests.support.paging import (
     trigger,
 )
 from tests.support.receiver import free_port
+from tests.support.verification import code_from_smtp, code_in, verify_contact_method
 
 pytestmark = pytest.mark.asyncio
 
@@ -67,6 +68,30 @@ def email_options(port: int, **extra: Any) -> dict[str, dict[str, Any]]:
     }
 
 
+async def add_verified_email(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    demo: dict[str, Any],
+    raw_db: asyncpg.Connection,
+    recorder: SmtpRecorder,
+    options: dict[str, dict[str, Any]],
+    *,
+    address: str = "oncall@example.com",
+) -> dict[str, Any]:
+    """Add an e-mail contact method to the demo user and verify it through ``recorder``."""
+    method = await add_contact_method(client, auth, demo, kind="email", address=address)
+    return await verify_contact_method(
+        app,
+        client,
+        auth,
+        raw_db,
+        method["id"],
+        options=options,
+        read_code=code_from_smtp(recorder),
+    )
+
+
 async def page_and_resolve(
     app: FastAPI,
     client: httpx.AsyncClient,
@@ -95,7 +120,16 @@ async def test_mails_form_one_thread(
     smtp: tuple[SmtpRecorder, int],
 ) -> None:
     recorder, port = smtp
-    await add_contact_method(client, auth, demo, kind="email", address="Oncall@Example.COM")
+    await add_verified_email(
+        app,
+        client,
+        auth,
+        demo,
+        raw_db,
+        recorder,
+        email_options(port),
+        address="Oncall@Example.COM",
+    )
     incident_id = await page_and_resolve(
         app, client, auth, alertmanager_path, raw_db, email_options(port)
     )
@@ -146,7 +180,6 @@ async def test_starttls_with_login(
     )
     controller.start()
     try:
-        await add_contact_method(client, auth, demo, kind="email", address="oncall@example.com")
         options = email_options(
             controller.port,
             security="starttls",
@@ -154,6 +187,7 @@ async def test_starttls_with_login(
             username=SMTP_USER,
             password=SMTP_PASSWORD,
         )
+        await add_verified_email(app, client, auth, demo, raw_db, recorder, options)
         async with httpx.AsyncClient() as http:
             context = paging_context(app, http, options)
             await trigger(client, alertmanager_path, "DiskFull", "Disk full")
@@ -186,8 +220,8 @@ async def test_implicit_tls(
     )
     controller.start()
     try:
-        await add_contact_method(client, auth, demo, kind="email", address="oncall@example.com")
         options = email_options(controller.port, security="tls", ca_file=str(certificate.cert_file))
+        await add_verified_email(app, client, auth, demo, raw_db, recorder, options)
         async with httpx.AsyncClient() as http:
             context = paging_context(app, http, options)
             await trigger(client, alertmanager_path, "DiskFull", "Disk full")
@@ -208,7 +242,13 @@ async def test_untrusted_certificate_fails(
     alertmanager_path: str,
     raw_db: asyncpg.Connection,
     certificate: Certificate,
+    smtp: tuple[SmtpRecorder, int],
 ) -> None:
+    # The address is verified through a plain server; the page goes to an untrusted one.
+    plain_recorder, plain_port = smtp
+    await add_verified_email(
+        app, client, auth, demo, raw_db, plain_recorder, email_options(plain_port)
+    )
     recorder = SmtpRecorder()
     controller = Controller(
         recorder,
@@ -218,7 +258,6 @@ async def test_untrusted_certificate_fails(
     )
     controller.start()
     try:
-        await add_contact_method(client, auth, demo, kind="email", address="oncall@example.com")
         async with httpx.AsyncClient() as http:
             context = paging_context(app, http, email_options(controller.port, security="tls"))
             await trigger(client, alertmanager_path, "DiskFull", "Disk full")
@@ -242,8 +281,8 @@ async def test_451_is_retried_and_550_is_not(
     smtp: tuple[SmtpRecorder, int],
 ) -> None:
     recorder, port = smtp
+    await add_verified_email(app, client, auth, demo, raw_db, recorder, email_options(port))
     recorder.replies.extend(["451 4.3.0 Try again later", "550 5.1.1 Mailbox unavailable"])
-    await add_contact_method(client, auth, demo, kind="email", address="oncall@example.com")
     async with httpx.AsyncClient() as http:
         context = paging_context(app, http, email_options(port))
         await trigger(client, alertmanager_path, "DiskFull", "Disk full")
@@ -258,6 +297,53 @@ async def test_451_is_retried_and_550_is_not(
         ("retry", 451),
         ("failed", 550),
     ]
+
+
+async def test_email_pages_only_once_verified(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    demo: dict[str, Any],
+    alertmanager_path: str,
+    raw_db: asyncpg.Connection,
+    smtp: tuple[SmtpRecorder, int],
+) -> None:
+    recorder, port = smtp
+    method = await add_contact_method(client, auth, demo, kind="email", address="ada@example.com")
+    async with httpx.AsyncClient() as http:
+        context = paging_context(app, http, email_options(port))
+        await trigger(client, alertmanager_path, "DiskFull", "Disk full")
+        await drain_jobs(raw_db, context)
+        unverified_mails = list(recorder.messages)
+
+        started = await client.post(
+            f"/v1/contact-methods/{method['id']}/verification", headers=auth
+        )
+        assert started.status_code == 202, started.text
+        await drain_jobs(raw_db, context)
+        [mail] = recorder.messages
+        text = mail.get_content()
+        code = code_in(text)
+        confirmed = await client.post(
+            f"/v1/contact-methods/{method['id']}/verification/confirm",
+            json={"code": code},
+            headers=auth,
+        )
+        assert confirmed.status_code == 200, confirmed.text
+
+        await trigger(client, alertmanager_path, "CpuHot", "CPU hot")
+        await drain_jobs(raw_db, context)
+
+    assert unverified_mails == []
+    assert recorder.envelopes[0] == ("pager@tocsin.example", ["ada@example.com"])
+    assert mail["Subject"] == "[Tocsin] Your verification code"
+    assert mail["X-Tocsin-Event"] == "contact_method.verification"
+    assert mail["Auto-Submitted"] == "auto-generated"
+    assert text.startswith(f"Your Tocsin verification code is {code}.")
+    assert len(recorder.messages) == 2
+    assert recorder.messages[1]["Subject"] == "[Tocsin] #2 CPU hot"
+    [notification] = await notification_rows(raw_db, "email")
+    assert notification["status"] == "sent"
 
 
 async def test_invalid_address_is_rejected(

@@ -14,6 +14,7 @@ from tests.support import fakes
 from tests.support.jobs import drain_jobs, queued_jobs
 from tests.support.paging import add_contact_method, alertmanager_payload, paging_context
 from tests.support.receiver import Receiver
+from tests.support.verification import code_from_receiver, verify_contact_method
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 TWILIO_SID = "AC" + "1" * 32
@@ -89,6 +90,15 @@ async def test_sms_storm_sends_throttle_plus_digest(
             "from_number": "+14155550100",
         }
     }
+    await verify_contact_method(
+        app,
+        client,
+        auth,
+        raw_db,
+        method["id"],
+        options=options,
+        read_code=code_from_receiver(receiver),
+    )
     for index in range(STORM_SIZE):
         response = await client.post(
             alertmanager_path, content=alertmanager_payload(f"Storm{index}", f"Storm {index}")

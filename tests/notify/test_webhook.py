@@ -9,6 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from app.notify import template_renderer
 from tests.support.fakes import signed_webhook, webhook_signature_valid
 from tests.support.jobs import advance_clock, drain_jobs, queued_jobs
 from tests.support.paging import (
@@ -282,6 +283,91 @@ async def test_invalid_template_is_rejected(
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["field"] == "settings.template"
     assert message in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("{% for i in range(100000000) %}x{% endfor %}", "Range too big"),
+        ("{{ 'x' * 70000 }}", "larger than 65,536 bytes"),
+        ("{{ 'x' * 100000000 }}", "sample incident"),
+        ("{{ ('a' * 60000) | replace('', 'b' * 60000) }}", "MiB of memory"),
+        ("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}", "recursed too deeply"),
+        ("{{ " + "(" * 5000 + "1" + ")" * 5000 + " }}", "nested too deeply"),
+        (
+            "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}",
+            "timed out after 0.5 seconds",
+        ),
+    ],
+)
+async def test_costly_template_is_rejected(
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    demo: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    template: str,
+    message: str,
+) -> None:
+    monkeypatch.setattr(template_renderer.renderer(), "timeout_seconds", 0.5)
+    user_id = demo["users"][0]["id"]
+    response = await client.post(
+        f"/v1/users/{user_id}/contact-methods",
+        json={
+            "kind": "webhook",
+            "address": "http://127.0.0.1:9/hook",
+            "settings": {"template": template, "content_type": "text/plain"},
+        },
+        headers=auth,
+    )
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["field"] == "settings.template"
+    assert message in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("costly", "error"),
+    [
+        ("{{ 'x' * 70000 }}", "larger than 65,536 bytes"),
+        (
+            "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}",
+            "timed out after 0.5 seconds",
+        ),
+    ],
+)
+async def test_costly_render_fails_without_retry(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    demo: dict[str, Any],
+    alertmanager_path: str,
+    raw_db: asyncpg.Connection,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+    costly: str,
+    error: str,
+) -> None:
+    monkeypatch.setattr(template_renderer.renderer(), "timeout_seconds", 0.5)
+    # The sample incident that saving renders has number 0, so only real pages are costly.
+    template = f"{{% if incident.number > 0 %}}{costly}{{% else %}}sample{{% endif %}}"
+    await add_contact_method(
+        client,
+        auth,
+        demo,
+        kind="webhook",
+        address=receiver.url,
+        settings={"template": template, "content_type": "text/plain"},
+    )
+    async with httpx.AsyncClient() as http:
+        await page_once(client, alertmanager_path, raw_db, paging_context(app, http))
+
+    assert receiver.requests == []
+    [notification] = await notification_rows(raw_db, "webhook")
+    assert notification["status"] == "failed"
+    [attempt] = await attempt_rows(raw_db, notification["id"])
+    assert attempt["outcome"] == "failed"
+    assert attempt["error"].startswith("body template failed: ")
+    assert error in attempt["error"]
 
 
 async def test_rotated_secret_signs_twice(

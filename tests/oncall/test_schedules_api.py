@@ -349,3 +349,46 @@ async def test_calendar_import_matches_users_and_reports_strangers(
     start = datetime.combine(today, datetime.min.time()).replace(hour=12, tzinfo=UTC)
     on_call = await api.get(f"/v1/schedules/{schedule['id']}/oncall", at=start.isoformat())
     assert on_call["user"]["id"] == ada
+
+
+EMPTY_CALENDAR = b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Example//EN\r\nEND:VCALENDAR\r\n"
+STRANGERS_ONLY = b"""BEGIN:VCALENDAR\r
+VERSION:2.0\r
+PRODID:-//Example//Other tool//EN\r
+BEGIN:VEVENT\r
+UID:stranger@example\r
+DTSTAMP:20260101T000000Z\r
+DTSTART:%(start)sZ\r
+DTEND:%(end)sZ\r
+SUMMARY:On call: stranger@elsewhere.org\r
+END:VEVENT\r
+END:VCALENDAR\r
+"""
+
+
+async def test_calendar_import_rejects_empty_calendar(
+    api: OnCallApi, client: httpx.AsyncClient
+) -> None:
+    schedule = await api.post("/v1/schedules", {"name": "Empty", "time_zone": "UTC"})
+    path = f"/v1/schedules/{schedule['id']}/calendar-import"
+    headers = {**api.auth, "content-type": "text/calendar"}
+    today = datetime.now(UTC).date()
+    strangers_only = STRANGERS_ONLY % {
+        b"start": today.strftime("%Y%m%dT090000").encode(),
+        b"end": today.strftime("%Y%m%dT170000").encode(),
+    }
+
+    empty = await client.post(path, content=EMPTY_CALENDAR, headers=headers)
+    unmatched = await client.post(
+        path, content=strangers_only, headers=headers, params={"skip_unmatched": "true"}
+    )
+
+    assert empty.status_code == 422, empty.text
+    assert empty.headers["content-type"] == PROBLEM_JSON
+    assert empty.json()["field"] == "body"
+    assert "no events" in empty.json()["detail"]
+    assert unmatched.status_code == 422, unmatched.text
+    assert unmatched.json()["field"] == "body"
+    assert "stranger@elsewhere.org" in unmatched.text
+    stored = await api.get(f"/v1/schedules/{schedule['id']}")
+    assert stored["layers"] == []

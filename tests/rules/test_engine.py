@@ -433,6 +433,26 @@ class TestCel:
         assert message in error.value.message
         assert (error.value.line, error.value.column) == (line, column)
 
+    def test_nesting_limit(self) -> None:
+        deepest = "(" * 38 + "severity == 'critical'" + ")" * 38
+        assert CelCondition(deepest).evaluate(facts().variables(MONDAY_NOON)).matched is True
+        with pytest.raises(CelError) as error:
+            CelCondition("(" + deepest + ")")
+        assert "nested too deeply" in error.value.message
+
+    @pytest.mark.parametrize(
+        "expression",
+        [
+            "(" * 150 + "true" + ")" * 150,
+            "[" * 300 + "1" + "]" * 300 + " == []",
+            "labels" + ".a" * 1000 + " == 'x'",
+        ],
+    )
+    def test_deep_nesting_is_a_compile_error(self, expression: str) -> None:
+        with pytest.raises(CelError) as error:
+            CelCondition(expression)
+        assert "nested too deeply" in error.value.message
+
 
 class TestEvaluation:
     def test_no_rules_uses_severity_defaults(self) -> None:

@@ -18,6 +18,9 @@ from tests.support.jobs import drain_jobs
 
 pytestmark = pytest.mark.asyncio
 
+# 150 nested brackets: a parse tree deeper than cel-python can transpile recursively.
+DEEP_CEL = "(" * 150 + "true" + ")" * 150
+
 
 async def integration_id(raw_db: asyncpg.Connection) -> str:
     return str(await raw_db.fetchval("SELECT id FROM integrations WHERE kind = 'alertmanager'"))
@@ -127,6 +130,38 @@ class TestExplain:
         assert (await client.get("/v1/rules", headers=auth)).json()["items"] == []
 
     @pytest.mark.parametrize(
+        ("format_name", "fixture"),
+        [
+            ("alertmanager", "alertmanager/firing-two-alerts.json"),
+            ("grafana", "grafana/firing.json"),
+            ("pagerduty", "pagerduty/trigger-minimal.json"),
+            ("opsgenie", "opsgenie/create-alert.json"),
+            ("generic", "generic/alert.json"),
+        ],
+    )
+    async def test_every_sender_format(
+        self,
+        client: httpx.AsyncClient,
+        auth: dict[str, str],
+        service_id: str,
+        format_name: str,
+        fixture: str,
+    ) -> None:
+        response = await client.post(
+            "/v1/rules/explain",
+            headers=auth,
+            json={
+                "service_id": service_id,
+                "format": format_name,
+                "payload": payload_json(fixture),
+            },
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["format"] == format_name
+        assert response.json()["events"]
+        assert response.json()["events"][0]["decision"]["priority"]
+
+    @pytest.mark.parametrize(
         ("body", "status", "field"),
         [
             ({"format": "fax", "payload": {}}, 422, "format"),
@@ -141,6 +176,15 @@ class TestExplain:
                 },
                 422,
                 "rules.0.conditions.matchers.0",
+            ),
+            (
+                {
+                    "format": "alertmanager",
+                    "payload": {"alerts": []},
+                    "rules": [{"name": "x", "conditions": {"cel": DEEP_CEL}}],
+                },
+                422,
+                "rules.0.conditions.cel",
             ),
         ],
     )
@@ -270,6 +314,24 @@ class TestReplay:
         ).json()
         assert unsuppressed["pages"]["incidents_paging_under_draft"] == 1
         assert unsuppressed["incidents"][0]["paging"] == "would_page"
+
+    async def test_deeply_nested_cel_is_422(
+        self, client: httpx.AsyncClient, auth: dict[str, str]
+    ) -> None:
+        now = datetime.now(UTC)
+        response = await client.post(
+            "/v1/rules/replay",
+            headers=auth,
+            json={
+                "since": (now - timedelta(hours=1)).isoformat(),
+                "until": now.isoformat(),
+                "rules": [{"name": "deep", "conditions": {"cel": DEEP_CEL}}],
+            },
+        )
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["field"] == "rules.0.conditions.cel"
+        assert "nested too deeply" in response.json()["detail"]
 
     async def test_range_and_service_filter(
         self,

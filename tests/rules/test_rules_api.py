@@ -136,6 +136,18 @@ class TestCrud:
         assert response.status_code == 200, response.text
         assert [item["name"] for item in response.json()] == ["c", "a", "b"]
         assert await names_in_order(client, auth) == ["c", "a", "b"]
+        # Every rule moved, so each has a new version, cited in the audit log.
+        assert [item["version"] for item in response.json()] == [2, 2, 2]
+        stored = (await client.get(f"/v1/rules/{ids[0]}", headers=auth)).json()
+        assert stored["version"] == 2
+        log = (await client.get("/v1/rules/audit-log", headers=auth)).json()["items"]
+        assert log[0]["action"] == "reordered"
+        assert log[0]["after"]["versions"] == {rule_id: 2 for rule_id in ids}
+
+        unchanged = await client.post(
+            "/v1/rules/reorder", headers=auth, json={"rule_ids": [ids[2], ids[0], ids[1]]}
+        )
+        assert [item["version"] for item in unchanged.json()] == [2, 2, 2]
 
     async def test_reorder_needs_every_rule_once(
         self, client: httpx.AsyncClient, auth: dict[str, str]
@@ -186,6 +198,16 @@ class TestValidation:
                 {"conditions": {"cel": "labels.env == 'prod' || sevrity == 'x'"}},
                 "conditions.cel",
                 "unknown variable 'sevrity'",
+            ),
+            (
+                {"conditions": {"cel": "(" * 150 + "true" + ")" * 150}},
+                "conditions.cel",
+                "nested too deeply",
+            ),
+            (
+                {"conditions": {"cel": " + ".join(["1"] * 400) + " > 0"}},
+                "conditions.cel",
+                "nested too deeply",
             ),
             (
                 {"conditions": {"time": [{"time_zone": "Europe/Berln"}]}},

@@ -8,6 +8,7 @@ Thunderbird and Apple Mail group conversations by. The state goes in the body.
 from __future__ import annotations
 
 import ssl
+import uuid
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses
@@ -35,6 +36,8 @@ from app.notify.base import (
 )
 
 SUBJECT_MAX_CHARS = 200
+# X-Tocsin-Event of the mail that carries a verification code.
+VERIFICATION_EVENT = "contact_method.verification"
 SMTP_COMPLETED = 250
 DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
 
@@ -132,14 +135,41 @@ class EmailNotifier(BaseNotifier):
             "recipient": message.recipient.get("name") or target.address,
         }
 
+    def render_verification(self, target: Target, code: str) -> EmailMessage:
+        """Build the mail that carries a contact method's one-time verification code."""
+        domain = _domain(self.options.from_address)
+        mail = EmailMessage()
+        mail["From"] = self.options.from_address
+        mail["To"] = Address(addr_spec=target.address)
+        mail["Subject"] = "[Tocsin] Your verification code"
+        mail["Date"] = format_datetime(utcnow())
+        mail["Message-ID"] = f"<verification.{uuid.uuid4()}@{domain}>"
+        mail["Auto-Submitted"] = "auto-generated"
+        mail["X-Auto-Response-Suppress"] = "All"
+        mail["X-Tocsin-Event"] = VERIFICATION_EVENT
+        mail.set_content(
+            f"Your Tocsin verification code is {code}.\n\n"
+            "Enter it in Tocsin to get pages at this address. If you did not expect this "
+            "mail, ignore it.\n"
+        )
+        return mail
+
     async def send(self, message: Message, target: Target) -> DeliveryResult:
         if failure := self.options_failure():
             return failure
+        return await self._deliver(self.render(message, target))
+
+    async def send_verification(self, target: Target, code: str) -> DeliveryResult:
+        """Mail a one-time code, so contact methods are paged only once a person enters it."""
+        if failure := self.options_failure():
+            return failure
+        return await self._deliver(self.render_verification(target, code))
+
+    async def _deliver(self, mail: EmailMessage) -> DeliveryResult:
         if not self.options.host:
             return DeliveryResult(
                 ok=False, error="no SMTP server: set TOCSIN_NOTIFIERS__EMAIL__HOST"
             )
-        mail = self.render(message, target)
         client = self._client()
         try:
             async with client:

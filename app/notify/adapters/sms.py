@@ -6,6 +6,7 @@ action link it carries is not.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from typing import Any, ClassVar, Literal
@@ -36,6 +37,8 @@ _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _gateway_templates = SandboxedEnvironment(autoescape=False, undefined=jinja2.StrictUndefined)
 # The one link an SMS carries, in order of preference.
 SMS_LINKS = ("acknowledge", "view")
+# The gateway template's ``event`` for a text that carries a verification code.
+VERIFICATION_EVENT = "contact_method.verification"
 
 
 class SmsOptions(NotifierOptions):
@@ -96,6 +99,10 @@ def sms_text(message: Message, max_segments: int) -> str:
     return fit(body, suffix, max_segments)
 
 
+def verification_text(code: str) -> str:
+    return f"Tocsin verification code: {code}. Enter it in Tocsin to get pages at this number."
+
+
 class SmsNotifier(BaseNotifier):
     kind: ClassVar[str] = "sms"
     # Acknowledgements are not texted, because each SMS costs money and the responder who
@@ -130,7 +137,25 @@ class SmsNotifier(BaseNotifier):
         text = self.render(message, target)
         if self.options.provider == "twilio":
             return await self._send_twilio(target.address, text)
-        return await self._send_gateway(target.address, text, message)
+        return await self._send_gateway(
+            target.address, text, idempotency_key=message.idempotency_key, event=message.event
+        )
+
+    async def send_verification(self, target: Target, code: str) -> DeliveryResult:
+        """Text a one-time code, so contact methods are paged only once a person enters it."""
+        if failure := self.options_failure():
+            return failure
+        text = verification_text(code)
+        if self.options.provider == "twilio":
+            return await self._send_twilio(target.address, text)
+        # Every retry of one code sends the same key, and hashing keeps the code out of it.
+        digest = hashlib.sha256(f"{target.address}:{code}".encode()).hexdigest()[:32]
+        return await self._send_gateway(
+            target.address,
+            text,
+            idempotency_key=f"verification:{digest}",
+            event=VERIFICATION_EVENT,
+        )
 
     async def _send_twilio(self, to: str, text: str) -> DeliveryResult:
         options = self.options
@@ -170,7 +195,9 @@ class SmsNotifier(BaseNotifier):
             return outcome
         return _with_reference(classify_response(outcome), outcome, "sid")
 
-    async def _send_gateway(self, to: str, text: str, message: Message) -> DeliveryResult:
+    async def _send_gateway(
+        self, to: str, text: str, *, idempotency_key: str, event: str
+    ) -> DeliveryResult:
         options = self.options
         if not options.gateway_url:
             return DeliveryResult(
@@ -178,14 +205,14 @@ class SmsNotifier(BaseNotifier):
             )
         try:
             body = _gateway_templates.from_string(options.gateway_body_template).render(
-                to=to, from_number=options.from_number or "", text=text, event=message.event
+                to=to, from_number=options.from_number or "", text=text, event=event
             )
         except jinja2.TemplateError as exc:
             return DeliveryResult(ok=False, error=f"gateway body template failed: {exc}")
         headers = {
             "Content-Type": options.gateway_content_type,
             "User-Agent": self.context.user_agent,
-            "Idempotency-Key": message.idempotency_key,
+            "Idempotency-Key": idempotency_key,
         }
         if options.gateway_token:
             headers[options.gateway_token_header] = (

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-import jinja2
-from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.core.security import hmac_sha256_hex
+from app.notify import template_renderer
 from app.notify.adapters.http import (
     RESPONSE_EXCERPT_CHARS,
     classify_response,
@@ -42,12 +42,6 @@ __all__ = [
 
 SIGNATURE_HEADER = "X-Tocsin-Signature"
 MAX_TEMPLATE_CHARS = 65_536
-
-_environment = SandboxedEnvironment(
-    autoescape=False,
-    undefined=jinja2.ChainableUndefined,
-    keep_trailing_newline=True,
-)
 
 
 class WebhookSettings(BaseModel):
@@ -97,8 +91,9 @@ def template_context(message: Message) -> dict[str, Any]:
 
 
 def render_template(source: str, message: Message) -> str:
-    """Render a user's template in Jinja2's sandbox; raises jinja2.TemplateError."""
-    return _environment.from_string(source).render(template_context(message))
+    """Render a user's template in Jinja2's sandbox, in a child process limited in time,
+    memory and output (MAX_RENDERED_BYTES); raises template_renderer.RenderError."""
+    return template_renderer.render(source, template_context(message))
 
 
 def _is_json(content_type: str) -> bool:
@@ -132,7 +127,8 @@ class WebhookNotifier(BaseNotifier):
         return contact
 
     def render(self, message: Message, target: Target) -> WebhookBody:
-        """Build the body; raises jinja2.TemplateError when the user's template fails."""
+        """Build the body; raises template_renderer.RenderError when the user's template
+        fails. A template blocks while a child process renders it."""
         template = target.settings.get("template")
         content_type = str(target.settings.get("content_type") or "application/json")
         if not template:
@@ -156,9 +152,11 @@ class WebhookNotifier(BaseNotifier):
         if failure := self.options_failure():
             return failure
         try:
-            body = self.render(message, target)
-        except jinja2.TemplateError as exc:
-            return DeliveryResult(ok=False, error=f"body template failed: {exc}")
+            body = await asyncio.to_thread(self.render, message, target)
+        except template_renderer.RenderError as exc:
+            return DeliveryResult(
+                ok=False, retryable=exc.retryable, error=f"body template failed: {exc.message}"
+            )
         headers = self.headers(message, target, body.content)
         headers["Content-Type"] = body.content_type
         outcome = await post(
@@ -177,13 +175,11 @@ def _check_template(source: str, content_type: str) -> None:
     )
     try:
         rendered = render_template(source, sample)
-    except jinja2.TemplateSyntaxError as exc:
+    except template_renderer.RenderError as exc:
+        if exc.message.startswith("Template syntax error"):
+            raise InvalidContact("settings.template", exc.message) from exc
         raise InvalidContact(
-            "settings.template", f"Template syntax error on line {exc.lineno}: {exc.message}"
-        ) from exc
-    except jinja2.TemplateError as exc:
-        raise InvalidContact(
-            "settings.template", f"Template failed on a sample incident: {exc}"
+            "settings.template", f"Template failed on a sample incident: {exc.message}"
         ) from exc
     if _is_json(content_type):
         try:
