@@ -14,6 +14,7 @@ from app.api.auth import Principal, Scope, require
 from app.api.deps import SessionDep
 from app.api.retry import TransactionRetryRoute
 from app.core.errors import Conflict, NotFound, problem_responses
+from app.core.schemas import RequestModel
 from app.oncall.models import User
 
 router = APIRouter(tags=["users"], route_class=TransactionRetryRoute)
@@ -26,7 +27,7 @@ SlackId = Annotated[
 ]
 
 
-class ChatIdentityCreate(BaseModel):
+class ChatIdentityCreate(RequestModel):
     provider: Literal["slack"] = "slack"
     external_user_id: SlackId = Field(description="The Slack member id, e.g. U024BE7LH")
     team_id: Annotated[str, StringConstraints(pattern=r"^([A-Z0-9]{1,64})?$")] = Field(

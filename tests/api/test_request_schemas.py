@@ -51,17 +51,13 @@ def request_models() -> dict[type[BaseModel], str]:
     return found
 
 
-# TODO: forbid unknown fields in ChatIdentityCreate too (app/actions/identities.py).
-KNOWN_LENIENT = {"ChatIdentityCreate"}
-
-
 def test_every_request_model_forbids_unknown_fields() -> None:
     models = request_models()
     assert len(models) > 50
     lenient = {
         model.__qualname__: where
         for model, where in models.items()
-        if model.model_config.get("extra") != "forbid" and model.__qualname__ not in KNOWN_LENIENT
+        if model.model_config.get("extra") != "forbid"
     }
     assert lenient == {}
 
