@@ -18,15 +18,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from jinja2 import ChainableUndefined, TemplateSyntaxError
-from jinja2.sandbox import SandboxedEnvironment
-
 from app.core.text import truncate
 from app.incidents.events import AlertEvent, Severity
 from app.rules.cel import CelCondition, CelError
 from app.rules.matchers import Matcher, MatcherError, parse_matchers
 from app.rules.priority import PRIORITIES, Impact, PriorityMatrix, Urgency, parse_level
 from app.rules.timeintervals import TimeInterval, TimeIntervalError, parse_interval
+from app.rules.title import TitleTemplateError, compile_title
 
 MAX_TITLE_LENGTH = 1024
 # Field names a matcher can use besides labels; any other bare name is a label.
@@ -41,8 +39,6 @@ FIELDS = (
     "integration_kind",
     "service",
 )
-
-_TEMPLATES = SandboxedEnvironment(undefined=ChainableUndefined, autoescape=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,11 +266,9 @@ def compile_actions(spec: Mapping[str, Any]) -> tuple[RuleActions, Any]:
     template = None
     if actions.title is not None:
         try:
-            template = _TEMPLATES.from_string(actions.title)
-        except TemplateSyntaxError as exc:
-            raise RuleCompileError(
-                "actions.title", f"template syntax error at line {exc.lineno}: {exc.message}"
-            ) from exc
+            template = compile_title(actions.title)
+        except TitleTemplateError as exc:
+            raise RuleCompileError("actions.title", str(exc)) from exc
     return actions, template
 
 

@@ -220,6 +220,11 @@ class TestValidation:
                 "template syntax error",
             ),
             (
+                {"actions": {"title": "{% for i in range(9) %}{{ i }}{% endfor %}"}},
+                "actions.title",
+                "loops ({% for %}) are not allowed in titles",
+            ),
+            (
                 {"actions": {"drop": True, "priority": "P1"}},
                 "actions.drop",
                 "cannot be combined",
