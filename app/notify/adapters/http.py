@@ -12,9 +12,12 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from app.notify.base import (
+    BaseNotifier,
     ContactInput,
     DeliveryResult,
     InvalidContact,
+    Message,
+    Target,
     describe_validation_error,
     mask_address,
 )
@@ -135,3 +138,23 @@ def parse_settings(model: type[SettingsModel], contact: ContactInput) -> Setting
         return model.model_validate(contact.settings)
     except ValidationError as exc:
         raise describe_validation_error(exc, "settings") from exc
+
+
+class IncomingWebhookNotifier(BaseNotifier):
+    """A chat notifier that posts its rendered JSON to the contact's incoming-webhook URL."""
+
+    async def send(self, message: Message, target: Target) -> DeliveryResult:
+        if failure := self.options_failure():
+            return failure
+        url = target.secrets.get("webhook_url")
+        if not url:
+            return DeliveryResult(ok=False, error="the contact method has no webhook URL")
+        outcome = await post(
+            self.context.http,
+            url,
+            json=self.render(message, target),
+            headers={"User-Agent": self.context.user_agent},
+        )
+        if isinstance(outcome, DeliveryResult):
+            return outcome
+        return classify_response(outcome)

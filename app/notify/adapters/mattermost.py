@@ -8,8 +8,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.text import truncate
 from app.notify import render
-from app.notify.adapters.http import classify_response, parse_settings, post, store_url_as_secret
-from app.notify.base import BaseNotifier, ContactInput, DeliveryResult, Message, Target
+from app.notify.adapters.http import (
+    IncomingWebhookNotifier,
+    parse_settings,
+    store_url_as_secret,
+)
+from app.notify.base import ContactInput, Message, Target
 
 # Mattermost's maximum post length: 16,383 characters, counted in code points.
 MESSAGE_MAX_CHARS = 16_383
@@ -28,7 +32,7 @@ def escape_markdown_link_text(text: str) -> str:
     return text.replace("[", "\\[").replace("]", "\\]")
 
 
-class MattermostNotifier(BaseNotifier):
+class MattermostNotifier(IncomingWebhookNotifier):
     kind: ClassVar[str] = "mattermost"
 
     @classmethod
@@ -64,19 +68,3 @@ class MattermostNotifier(BaseNotifier):
             if target.settings.get(name):
                 payload[name] = target.settings[name]
         return payload
-
-    async def send(self, message: Message, target: Target) -> DeliveryResult:
-        if failure := self.options_failure():
-            return failure
-        url = target.secrets.get("webhook_url")
-        if not url:
-            return DeliveryResult(ok=False, error="the contact method has no webhook URL")
-        outcome = await post(
-            self.context.http,
-            url,
-            json=self.render(message, target),
-            headers={"User-Agent": self.context.user_agent},
-        )
-        if isinstance(outcome, DeliveryResult):
-            return outcome
-        return classify_response(outcome)

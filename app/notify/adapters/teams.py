@@ -12,8 +12,12 @@ from pydantic import BaseModel, ConfigDict
 
 from app.core.text import truncate
 from app.notify import render
-from app.notify.adapters.http import classify_response, parse_settings, post, store_url_as_secret
-from app.notify.base import BaseNotifier, ContactInput, DeliveryResult, Message, Target
+from app.notify.adapters.http import (
+    IncomingWebhookNotifier,
+    parse_settings,
+    store_url_as_secret,
+)
+from app.notify.base import ContactInput, Message, Target
 
 ADAPTIVE_CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 # The card uses no element newer than schema 1.4.
@@ -33,7 +37,7 @@ class TeamsSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class TeamsNotifier(BaseNotifier):
+class TeamsNotifier(IncomingWebhookNotifier):
     kind: ClassVar[str] = "teams"
 
     @classmethod
@@ -82,19 +86,3 @@ class TeamsNotifier(BaseNotifier):
                 {"contentType": ADAPTIVE_CARD_CONTENT_TYPE, "contentUrl": None, "content": card}
             ],
         }
-
-    async def send(self, message: Message, target: Target) -> DeliveryResult:
-        if failure := self.options_failure():
-            return failure
-        url = target.secrets.get("webhook_url")
-        if not url:
-            return DeliveryResult(ok=False, error="the contact method has no webhook URL")
-        outcome = await post(
-            self.context.http,
-            url,
-            json=self.render(message, target),
-            headers={"User-Agent": self.context.user_agent},
-        )
-        if isinstance(outcome, DeliveryResult):
-            return outcome
-        return classify_response(outcome)
