@@ -54,6 +54,31 @@ class LifecycleSettings:
     acknowledge_timeout_seconds: int | None = None
 
 
+# The service columns behind LifecycleSettings, for a query that aliases services as s.
+LIFECYCLE_COLUMNS = """
+       s.grouping_mode, s.grouping_fields, s.grouping_window_seconds,
+       s.alert_threshold_count, s.alert_threshold_window_seconds,
+       s.flap_threshold, s.flap_window_seconds, s.flap_settle_seconds,
+       s.reopen_window_seconds, s.acknowledge_timeout_seconds"""
+
+
+def lifecycle_from_row(row: asyncpg.Record) -> LifecycleSettings:
+    return LifecycleSettings(
+        grouping=GroupingSettings(
+            mode=row["grouping_mode"],
+            fields=tuple(row["grouping_fields"] or ()),
+            window_seconds=row["grouping_window_seconds"],
+        ),
+        threshold_count=row["alert_threshold_count"],
+        threshold_window_seconds=row["alert_threshold_window_seconds"],
+        flap_threshold=row["flap_threshold"],
+        flap_window_seconds=row["flap_window_seconds"],
+        flap_settle_seconds=row["flap_settle_seconds"],
+        reopen_window_seconds=row["reopen_window_seconds"],
+        acknowledge_timeout_seconds=row["acknowledge_timeout_seconds"],
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class IntegrationContext:
     """The integration an event arrived on, with the service settings that ingest applies."""
@@ -121,6 +146,12 @@ class _Batch:
     jobs: list[Job] = field(default_factory=list)
     # What classification rules, silences and maintenance windows decided per event.
     rules: BatchRules = field(default_factory=lambda: BatchRules(now=datetime.min))
+    # The settings of each service the batch opens incidents in: the integration's own
+    # and those that rules routed alerts to.
+    lifecycles: dict[uuid.UUID, LifecycleSettings] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.lifecycles.setdefault(self.context.service_id, self.context.lifecycle)
 
     def add_timeline(
         self, incident_id: uuid.UUID, kind: str, message: str, data: dict[str, Any] | None = None
@@ -344,7 +375,14 @@ async def _apply_triggers(
 ) -> list[tuple[int, Outcome]]:
     context = batch.context
     events = [event for _, event in items]
-    groupings = {e.dedup_key: group(e, context.lifecycle.grouping, context.kind) for e in events}
+    rules_by_key = {e.dedup_key: batch.rules.by_position[positions[-1]] for positions, e in items}
+    target_of = {key: rules.decision.service_id for key, rules in rules_by_key.items()}
+    await _load_lifecycles(connection, batch, set(target_of.values()))
+    # An alert routed to another service is grouped the way that service groups.
+    groupings = {
+        e.dedup_key: group(e, batch.lifecycles[target_of[e.dedup_key]].grouping, context.kind)
+        for e in events
+    }
     rows = await connection.fetch(
         _UPSERT_ALERTS,
         context.service_id,
@@ -368,7 +406,6 @@ async def _apply_triggers(
 
     # New alerts need an incident: the open one for their grouping key, or a new one.
     new_alerts = [row for row in rows if row["inserted"]]
-    rules_by_key = {e.dedup_key: batch.rules.by_position[positions[-1]] for positions, e in items}
     incident_by_alert = await _attach_to_incidents(
         connection, batch, new_alerts, event_by_key, groupings, rules_by_key
     )
@@ -404,36 +441,34 @@ async def _attach_to_incidents(
 ) -> dict[uuid.UUID, uuid.UUID]:
     """Give each new alert an incident; return alert id -> incident id.
 
-    Alerts left out of the result are pending: their key has not reached the service's
-    threshold yet. A rule may route an alert to another service, whose open incident of
-    the same grouping key it then joins.
-    NOTE: windows, thresholds and reopening follow the settings of the integration's own
-    service, so they apply only to alerts that stay in it.
+    Alerts left out of the result are pending: their key has not reached the threshold
+    yet. A rule may route an alert to another service; grouping windows, thresholds and
+    reopening then follow that service's settings, and the alert joins its open incident
+    of the same grouping key.
     """
     if not new_alerts:
         return {}
-    service_id = batch.context.service_id
-    local: dict[str, list[uuid.UUID]] = defaultdict(list)
-    routed: dict[tuple[uuid.UUID, str], list[uuid.UUID]] = defaultdict(list)
+    by_service: dict[uuid.UUID, dict[str, list[uuid.UUID]]] = defaultdict(lambda: defaultdict(list))
     first_key: dict[tuple[uuid.UUID, str], str] = {}
     for row in new_alerts:
         dedup_key = row["dedup_key"]
         target = rules_by_key[dedup_key].decision.service_id
         key = (target, groupings[dedup_key].key)
         first_key.setdefault(key, dedup_key)
-        if target == service_id:
-            local[key[1]].append(row["id"])
-        else:
-            routed[key].append(row["id"])
+        by_service[target][key[1]].append(row["id"])
 
-    lifecycle = batch.context.lifecycle
-    if local and lifecycle.grouping.mode == "by_fields" and lifecycle.grouping.window_seconds:
-        await _close_grouping_windows(connection, batch, list(local))
-    if local and lifecycle.threshold_count and lifecycle.threshold_count > 1:
-        local = await _apply_threshold(connection, batch, local)
-    if local and lifecycle.reopen_window_seconds:
-        await _reopen_recent(connection, batch, list(local))
-    members = {(service_id, key): ids for key, ids in local.items()} | dict(routed)
+    members: dict[tuple[uuid.UUID, str], list[uuid.UUID]] = {}
+    for target, local in sorted(by_service.items(), key=lambda item: str(item[0])):
+        lifecycle = batch.lifecycles[target]
+        if lifecycle.grouping.mode == "by_fields" and lifecycle.grouping.window_seconds:
+            await _close_grouping_windows(connection, batch, target, lifecycle, list(local))
+        # Reopening comes first: an alert that brings back a recently resolved incident
+        # joins it, and the threshold only holds alerts that would open a new one.
+        if lifecycle.reopen_window_seconds:
+            await _reopen_recent(connection, batch, target, lifecycle, list(local))
+        if lifecycle.threshold_count and lifecycle.threshold_count > 1:
+            local = await _apply_threshold(connection, batch, target, lifecycle, local)
+        members |= {(target, key): ids for key, ids in local.items()}
     if not members:
         return {}
 
@@ -525,11 +560,33 @@ async def _attach_to_incidents(
     return incident_by_alert
 
 
+async def _load_lifecycles(
+    connection: asyncpg.Connection, batch: _Batch, service_ids: set[uuid.UUID]
+) -> None:
+    """Load the settings of services that rules routed alerts to, once per batch."""
+    missing = sorted(service_ids - batch.lifecycles.keys())
+    if not missing:
+        return
+    rows = await connection.fetch(
+        f"SELECT s.id, {LIFECYCLE_COLUMNS} FROM services s WHERE s.id = ANY($1::uuid[])",  # noqa: S608 (a constant)
+        missing,
+    )
+    batch.lifecycles |= {row["id"]: lifecycle_from_row(row) for row in rows}
+    # Classification locks route targets against deletion, so every target has a row.
+    # The defaults only keep ingest going if that ever changes.
+    for service_id in missing:
+        batch.lifecycles.setdefault(service_id, LifecycleSettings())
+
+
 async def _close_grouping_windows(
-    connection: asyncpg.Connection, batch: _Batch, keys: list[str]
+    connection: asyncpg.Connection,
+    batch: _Batch,
+    service_id: uuid.UUID,
+    lifecycle: LifecycleSettings,
+    keys: list[str],
 ) -> None:
     """Stop open incidents older than the grouping window from taking new alerts."""
-    window = batch.context.lifecycle.grouping.window_seconds
+    window = lifecycle.grouping.window_seconds
     rows = await connection.fetch(
         """
         UPDATE incidents SET accepts_alerts = false, updated_at = $4
@@ -538,7 +595,7 @@ async def _close_grouping_windows(
           AND created_at < $4::timestamptz - make_interval(secs => $3)
         RETURNING id
         """,
-        batch.context.service_id,
+        service_id,
         keys,
         float(window or 0),
         batch.now,
@@ -553,15 +610,21 @@ async def _close_grouping_windows(
 
 
 async def _apply_threshold(
-    connection: asyncpg.Connection, batch: _Batch, members: dict[str, list[uuid.UUID]]
+    connection: asyncpg.Connection,
+    batch: _Batch,
+    service_id: uuid.UUID,
+    lifecycle: LifecycleSettings,
+    members: dict[str, list[uuid.UUID]],
 ) -> dict[str, list[uuid.UUID]]:
-    """Keep the keys that may have an incident: an open one, or the threshold reached.
+    """Keep the keys that may have an incident in ``service_id``: an open one, or the
+    threshold reached.
 
-    A transaction-scoped advisory lock per key serializes the count, so two requests
-    that each bring the threshold's last alert cannot both see one short of it.
+    The count is of the pending alerts of the key on the integration's own service,
+    where alerts are stored, also when a rule routes them elsewhere. A transaction-scoped
+    advisory lock per key serializes it, so two requests that each bring the threshold's
+    last alert cannot both see one short of it.
     """
-    lifecycle = batch.context.lifecycle
-    service_id = batch.context.service_id
+    alert_service_id = batch.context.service_id
     open_rows = await connection.fetch(
         """
         SELECT grouping_key FROM incidents
@@ -578,7 +641,7 @@ async def _apply_threshold(
     await connection.execute(
         "SELECT pg_advisory_xact_lock(hashtextextended($1 || ':' || k, 0)) "
         "FROM unnest($2::text[]) AS k ORDER BY k",
-        str(service_id),
+        str(alert_service_id),
         waiting,
     )
     window = lifecycle.threshold_window_seconds or 300
@@ -590,7 +653,7 @@ async def _apply_threshold(
           AND first_seen_at >= $3::timestamptz - make_interval(secs => $4)
         GROUP BY grouping_key
         """,
-        service_id,
+        alert_service_id,
         waiting,
         batch.now,
         float(window),
@@ -604,13 +667,19 @@ async def _apply_threshold(
     return result
 
 
-async def _reopen_recent(connection: asyncpg.Connection, batch: _Batch, keys: list[str]) -> None:
+async def _reopen_recent(
+    connection: asyncpg.Connection,
+    batch: _Batch,
+    service_id: uuid.UUID,
+    lifecycle: LifecycleSettings,
+    keys: list[str],
+) -> None:
     """Bring back incidents of these keys that resolved within the service's reopen window.
 
     A concurrent request may open an incident for the same key first. This UPDATE then
     hits the unique index, and the retried transaction attaches to that incident.
     """
-    window = batch.context.lifecycle.reopen_window_seconds
+    window = lifecycle.reopen_window_seconds
     rows = await connection.fetch(
         """
         UPDATE incidents SET status = 'triggered', resolved_at = NULL, resolved_by = NULL,
@@ -630,7 +699,7 @@ async def _reopen_recent(connection: asyncpg.Connection, batch: _Batch, keys: li
         )
         RETURNING id, escalation_epoch
         """,
-        batch.context.service_id,
+        service_id,
         keys,
         float(window or 0),
         batch.now,
@@ -711,16 +780,15 @@ async def _apply_acknowledges(
     acknowledged = await acknowledge_incidents(
         connection, incident_ids, actor=actor_for_integration(batch.context), now=batch.now
     )
-    for incident_id in acknowledged:
+    # The timeout is the incident's service's, which a rule may have routed it to.
+    for incident_id, timeout_seconds in acknowledged.items():
         batch.result.incidents_acknowledged.append(incident_id)
         batch.add_timeline(
             incident_id,
             "incident.acknowledged",
             f"Acknowledged by {batch.context.integration_name}",
         )
-        batch.jobs += acknowledgement_jobs(
-            incident_id, batch.now, batch.context.lifecycle.acknowledge_timeout_seconds
-        )
+        batch.jobs += acknowledgement_jobs(incident_id, batch.now, timeout_seconds)
     outcomes: list[tuple[int, Outcome]] = []
     for position, event in events:
         row = alerts.get(event.dedup_key)

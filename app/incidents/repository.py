@@ -80,23 +80,29 @@ async def acknowledge_incidents(
     *,
     actor: dict[str, Any],
     now: datetime,
-) -> list[uuid.UUID]:
-    """Acknowledge the triggered incidents among ``incident_ids``; return those changed."""
+) -> dict[uuid.UUID, int | None]:
+    """Acknowledge the triggered incidents among ``incident_ids``.
+
+    Returns those changed, each with its service's acknowledgement timeout in seconds.
+    """
     locked = await lock_incidents(connection, incident_ids)
     movable = [row["id"] for row in locked if row["status"] == "triggered"]
     if not movable:
-        return []
-    await connection.execute(
+        return {}
+    rows = await connection.fetch(
         """
         UPDATE incidents SET status = 'acknowledged', acknowledged_at = $2,
                acknowledged_by = $3::jsonb, updated_at = $2
-        WHERE id = ANY($1::uuid[])
+        FROM services
+        WHERE incidents.id = ANY($1::uuid[]) AND services.id = incidents.service_id
+        RETURNING incidents.id, services.acknowledge_timeout_seconds
         """,
         movable,
         now,
         to_json(actor),
     )
-    return movable
+    timeouts = {row["id"]: row["acknowledge_timeout_seconds"] for row in rows}
+    return {incident_id: timeouts[incident_id] for incident_id in movable}
 
 
 async def resolve_incidents_without_firing_alerts(

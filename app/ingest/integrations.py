@@ -11,8 +11,7 @@ import asyncpg
 
 from app.core.errors import BadRequest, NotFound, Unauthorized
 from app.core.security import hash_key
-from app.incidents.grouping import GroupingSettings
-from app.incidents.ingest import IntegrationContext, LifecycleSettings
+from app.incidents.ingest import LIFECYCLE_COLUMNS, IntegrationContext, lifecycle_from_row
 from app.rules.snapshot import REVISION_COLUMN
 
 # The endpoint each format posts to, for error messages that tell the sender where to go.
@@ -28,13 +27,10 @@ ENDPOINTS = {
 _SELECT_INTEGRATION = f"""
 SELECT i.id, i.name, i.kind, i.enabled, i.settings, i.signing_secret_encrypted,
        s.id AS service_id, s.name AS service_name, s.escalation_policy_id,
-       s.grouping_mode, s.grouping_fields, s.grouping_window_seconds,
-       s.alert_threshold_count, s.alert_threshold_window_seconds,
-       s.flap_threshold, s.flap_window_seconds, s.flap_settle_seconds,
-       s.reopen_window_seconds, s.acknowledge_timeout_seconds,
+       {LIFECYCLE_COLUMNS},
        {REVISION_COLUMN}
 FROM integrations i JOIN services s ON s.id = i.service_id
-"""  # noqa: S608 (REVISION_COLUMN is a constant)
+"""  # noqa: S608 (both columns lists are constants)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,23 +45,6 @@ class ResolvedIntegration:
     rule_revision: uuid.UUID | None = None
 
 
-def _lifecycle(row: asyncpg.Record) -> LifecycleSettings:
-    return LifecycleSettings(
-        grouping=GroupingSettings(
-            mode=row["grouping_mode"],
-            fields=tuple(row["grouping_fields"] or ()),
-            window_seconds=row["grouping_window_seconds"],
-        ),
-        threshold_count=row["alert_threshold_count"],
-        threshold_window_seconds=row["alert_threshold_window_seconds"],
-        flap_threshold=row["flap_threshold"],
-        flap_window_seconds=row["flap_window_seconds"],
-        flap_settle_seconds=row["flap_settle_seconds"],
-        reopen_window_seconds=row["reopen_window_seconds"],
-        acknowledge_timeout_seconds=row["acknowledge_timeout_seconds"],
-    )
-
-
 def _resolved(row: asyncpg.Record) -> ResolvedIntegration:
     settings = row["settings"]
     if isinstance(settings, str):
@@ -78,7 +57,7 @@ def _resolved(row: asyncpg.Record) -> ResolvedIntegration:
             service_id=row["service_id"],
             service_name=row["service_name"],
             escalation_policy_id=row["escalation_policy_id"],
-            lifecycle=_lifecycle(row),
+            lifecycle=lifecycle_from_row(row),
         ),
         enabled=row["enabled"],
         settings=settings or {},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import asyncpg
@@ -283,4 +284,75 @@ async def test_late_resolve_of_old_occurrence_is_ignored(
             "SELECT outcome FROM events ORDER BY received_at DESC, id DESC LIMIT 1"
         )
         == "ignored.stale"
+    )
+
+
+async def test_routed_alerts_use_target_settings(
+    client: httpx.AsyncClient,
+    alertmanager_path: str,
+    auth: dict[str, str],
+    demo: dict[str, Any],
+    raw_db: asyncpg.Connection,
+) -> None:
+    created = await client.post(
+        "/v1/services",
+        headers=auth,
+        json={
+            "name": "Database",
+            "grouping_mode": "by_fields",
+            "grouping_fields": ["cluster"],
+            "alert_threshold_count": 2,
+            "alert_threshold_window_seconds": 300,
+            "reopen_window_seconds": 600,
+        },
+    )
+    assert created.status_code == 201, created.text
+    database_id = created.json()["id"]
+    rule = await client.post(
+        "/v1/rules",
+        headers=auth,
+        json={
+            "name": "database alerts",
+            "conditions": {"matchers": ['team="db"']},
+            "actions": {"route": {"service_id": database_id}},
+        },
+    )
+    assert rule.status_code == 201, rule.text
+
+    # The target's threshold holds the first alert; the integration's service has none.
+    first = await client.post(alertmanager_path, json=body(alert("a", team="db", cluster="eu")))
+    assert first.json()["incidents_opened"] == []
+    local = await client.post(alertmanager_path, json=body(alert("w", team="web"), group_key="w"))
+    assert len(local.json()["incidents_opened"]) == 1
+
+    # The target groups by cluster, so another sender group joins the same incident.
+    second = await client.post(
+        alertmanager_path, json=body(alert("b", team="db", cluster="eu"), group_key="other")
+    )
+    assert len(second.json()["incidents_opened"]) == 1
+    routed_id = second.json()["incidents_opened"][0]
+    incident = await raw_db.fetchrow(
+        "SELECT service_id, alert_count, grouping FROM incidents WHERE id = $1::uuid", routed_id
+    )
+    assert str(incident["service_id"]) == database_id
+    assert incident["alert_count"] == 2
+    grouping = json.loads(incident["grouping"])
+    assert grouping["mode"] == "by_fields"
+    assert grouping["fields"] == {"cluster": "eu"}
+
+    # Resolved and firing again within the target's reopen window: the same incident.
+    for fingerprint, group_key in (("a", "g"), ("b", "other")):
+        resolved = alert(fingerprint, status="resolved", team="db", cluster="eu")
+        await client.post(alertmanager_path, json=body(resolved, group_key=group_key))
+    assert (
+        await raw_db.fetchval("SELECT status FROM incidents WHERE id = $1::uuid", routed_id)
+        == "resolved"
+    )
+    again = alert("a", team="db", cluster="eu")
+    again["startsAt"] = "2026-11-30T08:30:00Z"
+    answer = await client.post(alertmanager_path, json=body(again))
+    assert answer.json()["incidents_opened"] == []
+    assert (
+        await raw_db.fetchval("SELECT status FROM incidents WHERE id = $1::uuid", routed_id)
+        == "triggered"
     )

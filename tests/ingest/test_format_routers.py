@@ -141,6 +141,45 @@ class TestPagerDuty:
         assert resolve.json()["dedup_key"] == "db-primary-disk-usage/host-db-01"
         assert await raw_db.fetchval("SELECT status FROM incidents") == "resolved"
 
+    async def test_routed_ack_uses_target_timeout(
+        self,
+        client: httpx.AsyncClient,
+        keys: dict[str, str],
+        auth: dict[str, str],
+        raw_db: asyncpg.Connection,
+    ) -> None:
+        target = await client.post(
+            "/v1/services",
+            headers=auth,
+            json={"name": "Database", "acknowledge_timeout_seconds": 900},
+        )
+        assert target.status_code == 201, target.text
+        rule = await client.post(
+            "/v1/rules",
+            headers=auth,
+            json={
+                "name": "database",
+                "conditions": {"matchers": ['source="host-db-01"']},
+                "actions": {"route": {"service_id": target.json()["id"]}},
+            },
+        )
+        assert rule.status_code == 201, rule.text
+        key = keys["pagerduty"]
+        for name in ("trigger", "acknowledge"):
+            answer = await client.post(
+                "/v2/enqueue", content=pagerduty_body(payload_json(f"pagerduty/{name}.json"), key)
+            )
+            assert answer.status_code == 202, answer.text
+        incident = await raw_db.fetchrow("SELECT id, service_id, status FROM incidents")
+        assert str(incident["service_id"]) == target.json()["id"]
+        assert incident["status"] == "acknowledged"
+        timeouts = await raw_db.fetch(
+            "SELECT execute_after - now() AS due_in FROM pgqueuer "
+            "WHERE entrypoint = 'incident.acknowledge_timeout'"
+        )
+        assert len(timeouts) == 1
+        assert 890 <= timeouts[0]["due_in"].total_seconds() <= 900
+
     async def test_routing_key_not_stored(
         self, client: httpx.AsyncClient, keys: dict[str, str], raw_db: asyncpg.Connection
     ) -> None:
