@@ -26,6 +26,7 @@ import pytest_asyncio
 
 from tests.conftest import TEST_SECRET_KEY
 from tests.support.oncall import OnCallApi, user_target
+from tests.support.processes import die_with_parent
 from tests.support.receiver import Receiver
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.e2e]
@@ -59,6 +60,7 @@ class WorkerProcess:
             env=env,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
+            preexec_fn=die_with_parent,
         )
         await self.wait_for_log("worker.started", timeout=30)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import signal
 import subprocess
@@ -15,6 +16,18 @@ import httpx
 from tests.support.receiver import free_port
 
 VENV_BIN = Path(sys.executable).parent
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Ask Linux to kill this child when the test run dies, even by SIGKILL.
+
+    Used as ``preexec_fn``: without it, a test run stopped from outside leaves servers
+    and workers running against the test database. Other systems skip it.
+    """
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class Process:
@@ -30,7 +43,11 @@ class Process:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log_file = self.log_path.open("ab")
         self.popen = subprocess.Popen(
-            self.args, env=self.env, stdout=log_file, stderr=subprocess.STDOUT
+            self.args,
+            env=self.env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
         )
         log_file.close()
 
