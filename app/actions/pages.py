@@ -15,6 +15,7 @@ from app.actions.web import error_page, page, read_form
 from app.api.auth import Principal, Scope
 from app.api.deps import SessionDep, SettingsDep
 from app.api.models import ApiKey
+from app.core.config import Settings
 from app.core.errors import Conflict
 from app.core.logging import get_logger
 from app.core.security import hash_key
@@ -311,15 +312,37 @@ def _safe_next(value: str) -> str:
     return "/oncall"
 
 
+def _login_page(
+    request: Request, settings: Settings, *, target: str, problem: str = "", status: int = 200
+) -> Response:
+    token = sessions.new_login_token()
+    response = page(
+        request,
+        "login.html",
+        {"next": target, "problem": problem, "csrf": token, "viewer": None},
+        status=status,
+    )
+    sessions.set_login_cookie(response, settings, token)
+    return response
+
+
 @router.get("/login")
-async def show_login(request: Request, next: str = "/oncall") -> Response:
-    return page(request, "login.html", {"next": _safe_next(next), "problem": "", "viewer": None})
+async def show_login(request: Request, settings: SettingsDep, next: str = "/oncall") -> Response:
+    return _login_page(request, settings, target=_safe_next(next))
 
 
 @router.post("/login")
 async def sign_in(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
     form = await read_form(request)
     target = _safe_next(form.get("next", "/oncall"))
+    if not sessions.login_token_valid(request, form.get("csrf", "")):
+        return _login_page(
+            request,
+            settings,
+            target=target,
+            problem="The sign-in form expired or came from another site. Sign in again.",
+            status=403,
+        )
     key = await session.scalar(
         select(ApiKey).where(ApiKey.key_hash == hash_key(form.get("api_key", "").strip()))
     )
@@ -331,18 +354,16 @@ async def sign_in(request: Request, session: SessionDep, settings: SettingsDep) 
         )
     )
     if key is None or not allowed:
-        return page(
+        return _login_page(
             request,
-            "login.html",
-            {
-                "next": target,
-                "problem": "The API key is unknown, revoked or lacks the incidents:read scope.",
-                "viewer": None,
-            },
+            settings,
+            target=target,
+            problem="The API key is unknown, revoked or lacks the incidents:read scope.",
             status=401,
         )
     response = RedirectResponse(target, status_code=303)
     sessions.set_session_cookie(response, settings, kind="api_key", subject_id=key.id, now=utcnow())
+    response.delete_cookie(sessions.LOGIN_COOKIE_NAME, path="/login")
     return response
 
 

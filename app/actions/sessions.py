@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,6 +30,9 @@ from app.oncall.models import User, UserRole
 
 COOKIE_NAME = "tocsin_session"
 SESSION_TTL = timedelta(hours=12)
+# The sign-in form's token: a random value in a cookie and in the form, which must match.
+LOGIN_COOKIE_NAME = "tocsin_login"
+LOGIN_TOKEN_TTL = timedelta(hours=1)
 _PURPOSE = "tocsin responder sessions"
 
 
@@ -134,3 +138,29 @@ def csrf_token(settings: Settings, request: Request) -> str:
 
 def csrf_valid(settings: Settings, request: Request, submitted: str) -> bool:
     return bool(submitted) and hmac.compare_digest(csrf_token(settings, request), submitted)
+
+
+def new_login_token() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def set_login_cookie(response: Response, settings: Settings, token: str) -> None:
+    """Store the sign-in form's token in a cookie for the form's POST to present.
+
+    A page on another site can submit the form, but it cannot read or set this cookie,
+    so it cannot sign a responder in with the attacker's key.
+    """
+    response.set_cookie(
+        LOGIN_COOKIE_NAME,
+        token,
+        max_age=int(LOGIN_TOKEN_TTL.total_seconds()),
+        httponly=True,
+        samesite="lax",
+        secure=settings.public_base_url.startswith("https://"),
+        path="/login",
+    )
+
+
+def login_token_valid(request: Request, submitted: str) -> bool:
+    expected = request.cookies.get(LOGIN_COOKIE_NAME, "")
+    return bool(expected) and bool(submitted) and hmac.compare_digest(expected, submitted)

@@ -372,6 +372,15 @@ class TestSnoozeAndEscalate:
         assert "already used" in again.text
 
 
+async def sign_in(
+    client: httpx.AsyncClient, api_key: str, next_path: str = "/oncall"
+) -> httpx.Response:
+    """Submit the sign-in form as a browser does: open it first, then post its token."""
+    form = await client.get("/login")
+    token = form.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+    return await client.post("/login", data={"api_key": api_key, "next": next_path, "csrf": token})
+
+
 class TestResponderPages:
     async def test_incident_page_requires_sign_in(
         self, client: httpx.AsyncClient, paged: PagedIncident
@@ -383,12 +392,10 @@ class TestResponderPages:
     async def test_api_key_sign_in_shows_oncall(
         self, client: httpx.AsyncClient, paged: PagedIncident, demo: dict[str, object]
     ) -> None:
-        wrong = await client.post("/login", data={"api_key": "tocsin_wrong", "next": "/oncall"})
+        wrong = await sign_in(client, "tocsin_wrong")
         assert wrong.status_code == 401
         assert "unknown, revoked" in wrong.text
-        response = await client.post(
-            "/login", data={"api_key": str(demo["api_key"]), "next": "/oncall"}
-        )
+        response = await sign_in(client, str(demo["api_key"]))
         assert response.status_code == 303
         assert response.headers["location"] == "/oncall"
         oncall = await client.get("/oncall")
@@ -400,10 +407,20 @@ class TestResponderPages:
     async def test_login_never_redirects_off_site(
         self, client: httpx.AsyncClient, demo: dict[str, object]
     ) -> None:
-        response = await client.post(
-            "/login", data={"api_key": str(demo["api_key"]), "next": "//evil.example/"}
-        )
+        response = await sign_in(client, str(demo["api_key"]), "//evil.example/")
         assert response.headers["location"] == "/oncall"
+
+    async def test_login_without_token_rejected(
+        self, client: httpx.AsyncClient, demo: dict[str, object]
+    ) -> None:
+        # A page on another site can post the form, but has neither the cookie nor the token.
+        forged = await client.post(
+            "/login", data={"api_key": str(demo["api_key"]), "csrf": "guessed"}
+        )
+        assert forged.status_code == 403
+        assert "expired or came from another site" in forged.text
+        assert "tocsin_session" not in client.cookies
+        assert (await client.get("/oncall")).status_code == 303
 
     async def test_web_action_needs_csrf_token(
         self,
@@ -412,7 +429,7 @@ class TestResponderPages:
         demo: dict[str, object],
         raw_db: asyncpg.Connection,
     ) -> None:
-        await client.post("/login", data={"api_key": str(demo["api_key"])})
+        await sign_in(client, str(demo["api_key"]))
         forged = await client.post(
             f"/incidents/{paged.id}/actions/acknowledge", data={"csrf": "forged"}
         )
@@ -436,7 +453,7 @@ class TestResponderPages:
         demo: dict[str, object],
         raw_db: asyncpg.Connection,
     ) -> None:
-        await client.post("/login", data={"api_key": str(demo["api_key"])})
+        await sign_in(client, str(demo["api_key"]))
         assert (await client.get("/oncall")).status_code == 200
         await raw_db.execute("UPDATE api_keys SET revoked_at = now()")
         assert (await client.get("/oncall")).status_code == 303
