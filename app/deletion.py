@@ -9,10 +9,8 @@ name users, schedules and teams, and rules route to services and policies.
 Each delete locks the object's row first. Rows that refer to it through a foreign key
 (team members, services, incidents) take a key-share lock on it when they are inserted,
 and escalation levels and rules lock the objects they name the same way, so such a use
-cannot appear between the check and the delete.
-
-NOTE: a calendar import does not lock the users it names. A user deleted while an import
-runs can leave shifts in it, which then count as nobody on call.
+cannot appear between the check and the delete. Calendar imports lock the users their
+shifts name the same way.
 """
 
 from __future__ import annotations

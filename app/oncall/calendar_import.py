@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.errors import NotFound
+from app.core.errors import Conflict, NotFound
 from app.core.time import isoformat
 from app.oncall import schedules
 from app.oncall.ical import CalendarError, ImportedEvent, parse_calendar
@@ -102,7 +102,25 @@ async def store_layer(
     layer_name: str,
     replace_layer_id: uuid.UUID | None,
 ) -> ScheduleLayer:
-    """Store the matched shifts in a new calendar layer on top, or replace a layer's shifts."""
+    """Store the matched shifts in a new calendar layer on top, or replace a layer's shifts.
+
+    The named users are locked first, as other references to users are, so a concurrent
+    delete either waits and then finds the shifts, or came first and fails the import.
+    """
+    user_ids = sorted({uuid.UUID(shift["user_id"]) for shift in result.shifts})
+    locked = await session.scalars(
+        select(User.id)
+        .where(User.id.in_(user_ids))
+        .order_by(User.id)
+        .with_for_update(key_share=True)
+    )
+    missing = set(user_ids) - set(locked.all())
+    if missing:
+        raise Conflict(
+            f"{len(missing)} users named by the calendar were deleted during the import "
+            f"({', '.join(sorted(map(str, missing)))}); import the calendar again.",
+            field="body",
+        )
     if replace_layer_id is not None:
         layer = await session.get(ScheduleLayer, replace_layer_id)
         if layer is None or layer.schedule_id != schedule.id or layer.kind != LayerKind.calendar:

@@ -90,7 +90,7 @@ async def get_schedule_feed(
     "/schedules/{schedule_id}/calendar-import",
     status_code=status.HTTP_201_CREATED,
     response_model=CalendarImportRead,
-    responses=problem_responses(401, 403, 404, 413, 422),
+    responses=problem_responses(401, 403, 404, 409, 413, 422),
     openapi_extra=CALENDAR_BODY,
 )
 async def import_calendar(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
+import asyncpg
 import httpx
 import icalendar
 import pytest
@@ -390,5 +392,39 @@ async def test_calendar_import_rejects_empty_calendar(
     assert unmatched.status_code == 422, unmatched.text
     assert unmatched.json()["field"] == "body"
     assert "stranger@elsewhere.org" in unmatched.text
+    stored = await api.get(f"/v1/schedules/{schedule['id']}")
+    assert stored["layers"] == []
+
+
+async def test_calendar_import_fails_for_user_deleted_meanwhile(
+    api: OnCallApi, client: httpx.AsyncClient, raw_db: asyncpg.Connection
+) -> None:
+    ada = await api.user("Ada")
+    schedule = await api.post("/v1/schedules", {"name": "Imported", "time_zone": "UTC"})
+    today = datetime.now(UTC).date()
+    body = IMPORTED % {
+        b"start": today.strftime("%Y%m%dT090000").encode(),
+        b"end": today.strftime("%Y%m%dT170000").encode(),
+    }
+    path = f"/v1/schedules/{schedule['id']}/calendar-import"
+    headers = {**api.auth, "content-type": "text/calendar"}
+
+    # A delete holds Ada's row while the import runs, and commits once the import waits.
+    transaction = raw_db.transaction()
+    await transaction.start()
+    await raw_db.execute("SELECT 1 FROM users WHERE id = $1::uuid FOR UPDATE", ada)
+    request = asyncio.create_task(
+        client.post(path, content=body, headers=headers, params={"skip_unmatched": "true"})
+    )
+    async with asyncio.timeout(30):
+        while not await raw_db.fetchval("SELECT count(*) FROM pg_locks WHERE NOT granted"):
+            await asyncio.sleep(0.05)
+    await raw_db.execute("DELETE FROM users WHERE id = $1::uuid", ada)
+    await transaction.commit()
+    answer = await request
+
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["field"] == "body"
+    assert ada in answer.json()["detail"]
     stored = await api.get(f"/v1/schedules/{schedule['id']}")
     assert stored["layers"] == []
