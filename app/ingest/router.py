@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from app.api.deps import RawConnectionDep, SettingsDep, read_body
 from app.core.config import Settings
 from app.core.db import run_in_transaction
-from app.core.errors import problem_responses
+from app.core.errors import AppError, problem_responses
 from app.core.security import SecretBox
 from app.core.time import utcnow
 from app.ingest import heartbeats
@@ -134,8 +134,16 @@ async def _ingest_generic(
     signature: str | None,
 ) -> IngestAccepted:
     body = await read_body(request, settings.ingest_max_body_bytes)
-    events = parse_or_reject(generic.parse, body, settings)
     check = signature_check(settings, body, signature)
+    try:
+        events = parse_or_reject(generic.parse, body, settings)
+    except AppError:
+        # A valid body is checked in the commit's own lookup. An invalid one is checked
+        # here, so an unsigned request learns nothing about what the endpoint accepts.
+        async with batcher.engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            check(await find_integration(raw.driver_connection, key, kind="generic"))
+        raise
     return accepted(events, await accept_events(batcher, key, "generic", events, check=check))
 
 

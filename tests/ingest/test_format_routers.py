@@ -420,7 +420,18 @@ class TestGeneric:
         )
         assert wrong.status_code == 401
         assert "does not match" in wrong.json()["detail"]
+        # An unsigned invalid body gets 401 too, not a parse error about the format.
+        invalid = await client.post(path, content=b'{"title": 1}')
+        assert invalid.status_code == 401
+        assert invalid.json()["field"] == "X-Tocsin-Signature"
         assert await count(raw_db, "alerts") == 0
+        signed_invalid = await client.post(
+            path,
+            content=b'{"title": 1}',
+            headers={"X-Tocsin-Signature": sign(secret, b'{"title": 1}')},
+        )
+        assert signed_invalid.status_code == 400
+        assert signed_invalid.json()["field"] == "title"
 
         signed = await client.post(
             path, content=body, headers={"X-Tocsin-Signature": sign(secret, body)}
