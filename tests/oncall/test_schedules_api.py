@@ -321,16 +321,21 @@ END:VCALENDAR\r
 """
 
 
+def on_today(calendar: bytes) -> bytes:
+    """Fill a calendar template with a shift from 09:00 to 17:00 today."""
+    today = datetime.now(UTC).date()
+    return calendar % {
+        b"start": today.strftime("%Y%m%dT090000").encode(),
+        b"end": today.strftime("%Y%m%dT170000").encode(),
+    }
+
+
 async def test_calendar_import_matches_users_and_reports_strangers(
     api: OnCallApi, client: httpx.AsyncClient
 ) -> None:
     ada = await api.user("Ada")
     schedule = await api.post("/v1/schedules", {"name": "Imported", "time_zone": "Europe/London"})
-    today = datetime.now(UTC).date()
-    body = IMPORTED % {
-        b"start": today.strftime("%Y%m%dT090000").encode(),
-        b"end": today.strftime("%Y%m%dT170000").encode(),
-    }
+    body = on_today(IMPORTED)
     path = f"/v1/schedules/{schedule['id']}/calendar-import"
     headers = {**api.auth, "content-type": "text/calendar"}
 
@@ -348,7 +353,9 @@ async def test_calendar_import_matches_users_and_reports_strangers(
     assert [item["uid"] for item in result["skipped"]] == ["stranger@example"]
     assert result["layer"]["kind"] == "calendar"
     assert garbage.status_code == 422
-    start = datetime.combine(today, datetime.min.time()).replace(hour=12, tzinfo=UTC)
+    start = datetime.combine(datetime.now(UTC).date(), datetime.min.time()).replace(
+        hour=12, tzinfo=UTC
+    )
     on_call = await api.get(f"/v1/schedules/{schedule['id']}/oncall", at=start.isoformat())
     assert on_call["user"]["id"] == ada
 
@@ -374,11 +381,7 @@ async def test_calendar_import_rejects_empty_calendar(
     schedule = await api.post("/v1/schedules", {"name": "Empty", "time_zone": "UTC"})
     path = f"/v1/schedules/{schedule['id']}/calendar-import"
     headers = {**api.auth, "content-type": "text/calendar"}
-    today = datetime.now(UTC).date()
-    strangers_only = STRANGERS_ONLY % {
-        b"start": today.strftime("%Y%m%dT090000").encode(),
-        b"end": today.strftime("%Y%m%dT170000").encode(),
-    }
+    strangers_only = on_today(STRANGERS_ONLY)
 
     empty = await client.post(path, content=EMPTY_CALENDAR, headers=headers)
     unmatched = await client.post(
@@ -401,11 +404,7 @@ async def test_calendar_import_fails_for_user_deleted_meanwhile(
 ) -> None:
     ada = await api.user("Ada")
     schedule = await api.post("/v1/schedules", {"name": "Imported", "time_zone": "UTC"})
-    today = datetime.now(UTC).date()
-    body = IMPORTED % {
-        b"start": today.strftime("%Y%m%dT090000").encode(),
-        b"end": today.strftime("%Y%m%dT170000").encode(),
-    }
+    body = on_today(IMPORTED)
     path = f"/v1/schedules/{schedule['id']}/calendar-import"
     headers = {**api.auth, "content-type": "text/calendar"}
 
