@@ -453,6 +453,35 @@ class TestCel:
             CelCondition(expression)
         assert "nested too deeply" in error.value.message
 
+    @pytest.mark.parametrize("macro", ["all", "exists", "exists_one", "map", "filter"])
+    def test_macro_step_limit(self, macro: str) -> None:
+        # 40 outer elements, each with 50 inner ones, visit 2,040 elements; with 49, 1,999.
+        def nested(inner_size: int) -> str:
+            outer = "[" + ",".join(str(i) for i in range(40)) + "]"
+            inner = "[" + ",".join(str(i) for i in range(inner_size)) + "]"
+            # exists_one is true when exactly one element matches.
+            predicate = "b == 0" if macro == "exists_one" else "b >= 0"
+            body = f"{inner}.{macro}(b, a >= 0 && {predicate})"
+            if macro in ("map", "filter"):
+                body = f"size({body}) >= 0"
+            return f"{outer}.all(a, {body})"
+
+        variables = facts().variables(MONDAY_NOON)
+        within = CelCondition(nested(49)).evaluate(variables)
+        beyond = CelCondition(nested(50)).evaluate(variables)
+
+        assert within.error is None
+        assert within.matched is True
+        assert beyond.matched is False
+        assert beyond.error is not None
+        assert "more than 2,000 elements" in beyond.error
+
+    def test_step_limit_resets_per_evaluation(self) -> None:
+        condition = CelCondition("labels.exists(k, k == 'x')")
+        many = facts({f"label{i}": "v" for i in range(1500)})
+        results = [condition.evaluate(many.variables(MONDAY_NOON)) for _ in range(3)]
+        assert [result.error for result in results] == [None, None, None]
+
 
 class TestEvaluation:
     def test_no_rules_uses_severity_defaults(self) -> None:
