@@ -30,7 +30,7 @@ from sqlalchemy import (
     select,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, JSONPATH
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import InUse, Reference
@@ -68,6 +68,30 @@ def _level_targets(kind: str, object_id: uuid.UUID) -> UseQuery:
     )
 
 
+def _frozen_targets(kind: str, object_id: uuid.UUID) -> UseQuery:
+    """Open incidents whose frozen copy of their policy still pages the object.
+
+    Editing or deleting the policy leaves these copies alone, so without this check an
+    incident could reach a level whose only target no longer exists and page nobody.
+    """
+    return select(
+        literal("incident").label("type"),
+        cast(Incident.id, String).label("id"),
+        func.format("#%s %s", Incident.number, Incident.title).label("name"),
+        literal("open incident whose escalation pages it").label("usage"),
+    ).where(
+        Incident.status.in_((IncidentStatus.triggered, IncidentStatus.acknowledged)),
+        func.jsonb_path_exists(
+            Incident.escalation_snapshot,
+            cast(
+                "$.levels[*].targets[*] ? (@.type == $type && @.id == $id)",
+                JSONPATH,
+            ),
+            func.jsonb_build_object("type", kind, "id", str(object_id)),
+        ),
+    )
+
+
 def _user_uses(user_id: uuid.UUID) -> UseUnion:
     shift = (
         func.jsonb_array_elements(ScheduleLayer.fixed_shifts)
@@ -85,6 +109,7 @@ def _user_uses(user_id: uuid.UUID) -> UseUnion:
     )
     return union_all(
         _level_targets("user", user_id),
+        _frozen_targets("user", user_id),
         select(
             literal("schedule"),
             cast(Schedule.id, String),
@@ -116,6 +141,7 @@ def _user_uses(user_id: uuid.UUID) -> UseUnion:
 def _schedule_uses(schedule_id: uuid.UUID) -> UseUnion:
     return union_all(
         _level_targets("schedule", schedule_id),
+        _frozen_targets("schedule", schedule_id),
         select(
             literal("team"), cast(Team.id, String), Team.name, literal("the team's schedule")
         ).where(Team.schedule_id == schedule_id),
@@ -147,40 +173,45 @@ def _policy_uses(policy_id: uuid.UUID) -> UseUnion:
 
 
 async def delete_user(session: AsyncSession, user: User) -> None:
-    """Delete a user with their contact methods, unless a policy, schedule or team names them."""
+    """Delete a user with their contact methods, unless a policy, schedule, team or open
+    incident's escalation names them."""
     await _lock(session, User, user.id)
     references = await _references(session, _user_uses(user.id))
     _raise_if_used(
         f"User {user.name!r}",
         references,
         field="user_id",
-        fix="Remove the user from each of them, then delete the user.",
+        fix="Remove the user from each of them and resolve these incidents, then delete the user.",
     )
     await session.delete(user)
 
 
 async def delete_team(session: AsyncSession, team: Team) -> None:
-    """Delete a team unless an escalation level targets it."""
+    """Delete a team unless an escalation level or an open incident's escalation targets it."""
     await _lock(session, Team, team.id)
-    references = await _references(session, _level_targets("team", team.id))
+    uses = union_all(_level_targets("team", team.id), _frozen_targets("team", team.id))
+    references = await _references(session, uses)
     _raise_if_used(
         f"Team {team.name!r}",
         references,
         field="team_id",
-        fix="Remove the team from these escalation levels, then delete the team.",
+        fix="Remove the team from these escalation levels and resolve these incidents, then "
+        "delete the team.",
     )
     await session.delete(team)
 
 
 async def delete_schedule(session: AsyncSession, schedule: Schedule) -> None:
-    """Delete a schedule unless an escalation level targets it or a team uses it."""
+    """Delete a schedule unless an escalation level or an open incident's escalation targets
+    it, or a team uses it."""
     await _lock(session, Schedule, schedule.id)
     references = await _references(session, _schedule_uses(schedule.id))
     _raise_if_used(
         f"Schedule {schedule.name!r}",
         references,
         field="schedule_id",
-        fix="Point them at another schedule or remove the schedule from them, then delete it.",
+        fix="Point them at another schedule or remove the schedule from them, and resolve "
+        "these incidents, then delete it.",
     )
     await session.delete(schedule)
 

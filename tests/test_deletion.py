@@ -11,6 +11,8 @@ import httpx
 import pytest
 
 from app.core.errors import PROBLEM_JSON
+from app.incidents.paging import PagingContext
+from tests.support.jobs import drain_jobs
 from tests.support.oncall import OnCallApi, schedule_target, team_target, user_target
 
 pytestmark = pytest.mark.asyncio
@@ -299,6 +301,48 @@ class TestService:
         deleted = await delete(api, f"/v1/services/{service['id']}")
         assert deleted.status_code == 204, deleted.text
         await api.get(f"/v1/services/{service['id']}", expected=404)
+
+
+class TestOpenIncidents:
+    async def test_frozen_level_targets_are_409(
+        self,
+        api: OnCallApi,
+        demo: dict[str, Any],
+        alertmanager_path: str,
+        raw_db: asyncpg.Connection,
+        paging: PagingContext,
+    ) -> None:
+        service = demo["services"][0]["id"]
+        first = demo["users"][0]["id"]
+        ada = await api.user("Ada")
+        schedule = await api.rotation_schedule("Primary", [await api.user("Bob")])
+        team = await api.post("/v1/teams", {"name": "Web"})
+        second_level = [user_target(ada), schedule_target(schedule), team_target(team["id"])]
+        policy = await api.policy("Two levels", [([user_target(first)], 5), (second_level, 5)])
+        await api.use_policy(service, policy)
+        incident = await api.fire_alert(alertmanager_path, "Disk full")
+        await drain_jobs(raw_db, paging)
+        # The incident froze both levels. The live policy and the service let go of them.
+        await api.patch(f"/v1/services/{service}", {"escalation_policy_id": None})
+        await api.patch(
+            f"/v1/escalation-policies/{policy}", {"levels": [{"targets": [user_target(first)]}]}
+        )
+
+        for path, field in (
+            (f"/v1/users/{ada}", "user_id"),
+            (f"/v1/schedules/{schedule}", "schedule_id"),
+            (f"/v1/teams/{team['id']}", "team_id"),
+        ):
+            references = assert_in_use(await delete(api, path), field)
+            assert [(item["type"], item["id"]) for item in references] == [
+                ("incident", incident)
+            ], path
+            assert references[0]["usage"] == "open incident whose escalation pages it"
+
+        await api.client.post(f"/v1/incidents/{incident}/resolve", headers=api.auth)
+        for path in (f"/v1/teams/{team['id']}", f"/v1/schedules/{schedule}", f"/v1/users/{ada}"):
+            deleted = await delete(api, path)
+            assert deleted.status_code == 204, deleted.text
 
 
 async def test_problem_type_is_described(client: httpx.AsyncClient) -> None:

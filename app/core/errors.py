@@ -41,7 +41,7 @@ class FieldError(BaseModel):
 class Reference(BaseModel):
     """An object that uses the one a request tried to delete."""
 
-    type: str = Field(description="escalation_policy, rule, schedule, service or team")
+    type: str = Field(description="escalation_policy, incident, rule, schedule, service or team")
     id: str
     name: str
     usage: str = Field(description="How it uses the object, e.g. target of level 2")

@@ -200,6 +200,15 @@ async def _page_step(
         incident.id, level_name, step, targets.skipped, plans, last=plan.next_step_delay is None
     )
     await insert_timeline(connection, entries, actor=SYSTEM_ACTOR, now=now)
+    if not reachable:
+        log.warning(
+            "escalation.level_empty",
+            incident_id=str(incident.id),
+            step=step,
+            level=plan.level_index + 1,
+            skipped_targets=len(targets.skipped),
+            last=plan.next_step_delay is None,
+        )
 
     incident.escalation_step = step + 1
     incident.escalation_position = position + 1
