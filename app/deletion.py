@@ -69,7 +69,7 @@ def _level_targets(kind: str, object_id: uuid.UUID) -> UseQuery:
 
 
 def _frozen_targets(kind: str, object_id: uuid.UUID) -> UseQuery:
-    """Open incidents whose frozen copy of their policy still pages the object.
+    """Select the open incidents whose frozen copy of their policy still pages the object.
 
     Editing or deleting the policy leaves these copies alone, so without this check an
     incident could reach a level whose only target no longer exists and page nobody.

@@ -61,13 +61,15 @@ SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 RawConnectionDep = Annotated[asyncpg.Connection, Depends(get_raw_connection, scope="function")]
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """Read the request body, rejecting it with 413 as soon as it passes ``limit`` bytes."""
+async def read_body(request: Request, limit: int, *, advice: str = "Send a smaller body.") -> bytes:
+    """Read the request body, rejecting it with 413 as soon as it passes ``limit`` bytes.
+
+    ``advice`` ends the error's detail: what the sender can change to fit the limit.
+    """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(
-            f"The body is {declared} bytes; the limit is {limit} bytes "
-            "(TOCSIN_INGEST_MAX_BODY_BYTES). Send fewer alerts per request.",
+            f"The body is {declared} bytes; the limit is {limit} bytes. {advice}",
             field="body",
         )
     chunks = []
@@ -76,9 +78,7 @@ async def read_body(request: Request, limit: int) -> bytes:
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(
-                f"The body exceeds the limit of {limit} bytes (TOCSIN_INGEST_MAX_BODY_BYTES). "
-                "Send fewer alerts per request.",
-                field="body",
+                f"The body exceeds the limit of {limit} bytes. {advice}", field="body"
             )
         chunks.append(chunk)
     return b"".join(chunks)

@@ -15,6 +15,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core.logging import get_logger
+from app.core.text import printable
 
 PROBLEM_JSON = "application/problem+json"
 # Relative URI: GET /problems/{code} on the same server describes each problem type.
@@ -192,15 +193,24 @@ def problem_response(
     headers: dict[str, str] | None = None,
     references: list[Reference] | None = None,
 ) -> JSONResponse:
+    # Field paths and details may quote a request's lone surrogates, which UTF-8 cannot
+    # encode, so they are escaped before the response is rendered.
     problem = Problem(
         type=PROBLEM_TYPE_BASE + code.replace("_", "-"),
         title=title,
         status=status,
-        detail=detail,
-        instance=request.url.path,
+        detail=printable(detail),
+        instance=printable(request.url.path),
         code=code,
-        field=field,
-        errors=errors,
+        field=None if field is None else printable(field),
+        errors=None
+        if errors is None
+        else [
+            error.model_copy(
+                update={"field": printable(error.field), "message": printable(error.message)}
+            )
+            for error in errors
+        ],
         references=references,
         request_id=getattr(request.state, "request_id", None),
     )
@@ -283,6 +293,18 @@ async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    if _is_unstorable_value(exc):
+        log.warning("request.unstorable_value", path=request.url.path, error=str(exc))
+        return problem_response(
+            request,
+            status=400,
+            code="bad_request",
+            title="Bad request",
+            detail="A value in the request cannot be stored: it contains a NUL character "
+            "(\\u0000) or an unpaired surrogate, or free-form JSON contains a number beyond the "
+            "range of a double. Remove it, or send the number as a string.",
+            field="body",
+        )
     if not is_connection_error(exc):
         return await _unhandled(request, exc)
     log.warning("database.unavailable", error=str(exc).splitlines()[0], path=request.url.path)
@@ -305,6 +327,21 @@ async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
         title="Internal server error",
         detail="An unexpected error occurred; it has been logged with the request id.",
     )
+
+
+def _is_unstorable_value(exc: BaseException) -> bool:
+    """Tell whether PostgreSQL rejected a value from the request that it cannot store.
+
+    Request models and ingest parsers reject these values with the field's name. This
+    catches the ones that get past them, so they answer 400 instead of 500.
+    """
+    cause = exc.orig if isinstance(exc, DBAPIError) else exc
+    cause = getattr(cause, "__cause__", None) or cause
+    if isinstance(
+        cause, asyncpg.CharacterNotInRepertoireError | asyncpg.UntranslatableCharacterError
+    ):
+        return True
+    return isinstance(cause, asyncpg.InvalidTextRepresentationError) and "type json" in str(cause)
 
 
 def is_connection_error(exc: BaseException) -> bool:
@@ -331,7 +368,13 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DBAPIError, _database_unavailable)
     app.add_exception_handler(PoolTimeoutError, _database_unavailable)
     app.add_exception_handler(OSError, _database_unavailable)
-    for error_class in (*_ASYNCPG_CONNECTION_ERRORS, asyncpg.InterfaceError):
+    for error_class in (
+        *_ASYNCPG_CONNECTION_ERRORS,
+        asyncpg.InterfaceError,
+        asyncpg.CharacterNotInRepertoireError,
+        asyncpg.UntranslatableCharacterError,
+        asyncpg.InvalidTextRepresentationError,
+    ):
         app.add_exception_handler(error_class, _database_unavailable)
     app.add_exception_handler(Exception, _unhandled)
 

@@ -53,3 +53,12 @@ def truncate(
         kept.append(cluster)
         used += size
     return "".join(kept) + ellipsis
+
+
+def printable(text: str) -> str:
+    """Return ``text`` with lone surrogates written as ``\\udxxx`` escapes.
+
+    JSON bodies can carry lone surrogates in \\u escapes, and they cannot be encoded as
+    UTF-8, so an error message that quotes such text must escape them first.
+    """
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -61,6 +61,12 @@ def key_from_bearer(credentials: HTTPAuthorizationCredentials | None, path: str)
     return credentials.credentials
 
 
+# What an ingest sender can do about a 413: batch formats can split their alerts, while
+# formats of one event per request can only send shorter fields.
+BATCH_BODY_ADVICE = "Send fewer alerts per request, or raise TOCSIN_INGEST_MAX_BODY_BYTES."
+EVENT_BODY_ADVICE = "Shorten the event's fields, or raise TOCSIN_INGEST_MAX_BODY_BYTES."
+
+
 def parse_or_reject(parser: Parser, body: bytes, settings: Settings) -> list[AlertEvent]:
     try:
         return parser(body, limits_from(settings))

@@ -103,8 +103,12 @@ async def find_integration(
         )
     if row["kind"] != kind:
         raise BadRequest(
-            f"This key belongs to a {row['kind']} integration, not {kind}; "
+            f"This key belongs to {_with_article(row['kind'])} integration, not {kind}; "
             f"send its events with {ENDPOINTS[row['kind']]}.",
             field="integration_key",
         )
     return _resolved(row)
+
+
+def _with_article(kind: str) -> str:
+    return f"an {kind}" if kind[:1] in "aeiou" else f"a {kind}"

@@ -21,7 +21,13 @@ from app.core.time import utcnow
 from app.incidents.events import EventAction
 from app.incidents.ingest import ingest_events
 from app.ingest.alert_notes import add_note, dedup_key_of_alert
-from app.ingest.handling import BatcherDep, accept_events, documented_body, parse_or_reject
+from app.ingest.handling import (
+    EVENT_BODY_ADVICE,
+    BatcherDep,
+    accept_events,
+    documented_body,
+    parse_or_reject,
+)
 from app.ingest.integrations import find_integration
 from app.ingest.parsers import opsgenie
 from app.ingest.parsers.common import ParseError
@@ -78,7 +84,7 @@ async def create_alert(
     without alias gets a key of its own."""
     started = time.monotonic()
     key = genie_key(authorization)
-    body = await read_body(request, settings.ingest_max_body_bytes)
+    body = await read_body(request, settings.ingest_max_body_bytes, advice=EVENT_BODY_ADVICE)
     events = parse_or_reject(opsgenie.parse, body, settings)
     await accept_events(batcher, key, "opsgenie", events)
     return request_accepted(started)
@@ -95,8 +101,8 @@ async def _alert_action(
 ) -> OpsgenieAccepted:
     started = time.monotonic()
     key = genie_key(authorization)
-    _check_identifier_type(identifier_type)
-    body = await read_body(request, settings.ingest_max_body_bytes)
+    _check_identifier(identifier, identifier_type)
+    body = await read_body(request, settings.ingest_max_body_bytes, advice=EVENT_BODY_ADVICE)
     try:
         event = opsgenie.parse_action(body, action, identifier)
     except ParseError as exc:
@@ -116,7 +122,12 @@ async def _alert_action(
     return request_accepted(started)
 
 
-def _check_identifier_type(identifier_type: str) -> None:
+def _check_identifier(identifier: str, identifier_type: str) -> None:
+    if "\x00" in identifier:
+        raise BadRequest(
+            "The identifier contains a NUL character (%00), which no alert id or alias has.",
+            field="identifier",
+        )
     if identifier_type == "tiny":
         raise BadRequest(
             "identifierType=tiny is not supported; use identifierType=alias or id.",
@@ -199,8 +210,8 @@ async def add_alert_note(
     """Add the note to the timeline of the alert's incident."""
     started = time.monotonic()
     key = genie_key(authorization)
-    _check_identifier_type(identifier_type)
-    body = await read_body(request, settings.ingest_max_body_bytes)
+    _check_identifier(identifier, identifier_type)
+    body = await read_body(request, settings.ingest_max_body_bytes, advice=EVENT_BODY_ADVICE)
     try:
         note = opsgenie.parse_note(body)
     except ParseError as exc:

@@ -19,7 +19,13 @@ from app.core.logging import get_logger
 from app.core.time import utcnow
 from app.incidents.events import AlertEvent
 from app.ingest.changes import record_change
-from app.ingest.handling import BatcherDep, accept_events, documented_body, limits_from
+from app.ingest.handling import (
+    EVENT_BODY_ADVICE,
+    BatcherDep,
+    accept_events,
+    documented_body,
+    limits_from,
+)
 from app.ingest.integrations import find_integration
 from app.ingest.parsers import pagerduty
 from app.ingest.parsers.common import ParseError, load_json_object
@@ -70,7 +76,7 @@ async def enqueue_event(request: Request, batcher: BatcherDep, settings: Setting
     """Send events here exactly as to PagerDuty, with the integration key as `routing_key`.
     A trigger without `dedup_key` gets a new one, returned in the response. An acknowledge or
     resolve for a key with no open alert succeeds and changes nothing, as in PagerDuty."""
-    body = await read_body(request, settings.ingest_max_body_bytes)
+    body = await read_body(request, settings.ingest_max_body_bytes, advice=EVENT_BODY_ADVICE)
     try:
         payload, key = _read(body)
         event: AlertEvent = pagerduty.parse_event(payload, limits_from(settings))
@@ -95,7 +101,7 @@ async def enqueue_change(
 ) -> Any:
     """Record a change (a deploy, a configuration push) on the integration's service. It pages
     no one, and `GET /v1/incidents/{id}/changes` lists the changes before an incident."""
-    body = await read_body(request, settings.ingest_max_body_bytes)
+    body = await read_body(request, settings.ingest_max_body_bytes, advice=EVENT_BODY_ADVICE)
     try:
         payload, key = _read(body)
         change = pagerduty.parse_change_payload(payload, limits_from(settings))

@@ -16,6 +16,8 @@ from app.core.time import utcnow
 from app.ingest import heartbeats
 from app.ingest.batcher import IngestBatcher, IntegrationCheck
 from app.ingest.handling import (
+    BATCH_BODY_ADVICE,
+    EVENT_BODY_ADVICE,
     BatcherDep,
     Parser,
     accept_events,
@@ -55,7 +57,7 @@ def add_format_routes(
     async def with_key_in_path(
         integration_key: str, request: Request, batcher: BatcherDep, settings: SettingsDep
     ) -> IngestAccepted:
-        body = await read_body(request, settings.ingest_max_body_bytes)
+        body = await read_body(request, settings.ingest_max_body_bytes, advice=BATCH_BODY_ADVICE)
         events = parse_or_reject(parser, body, settings)
         return accepted(events, await accept_events(batcher, integration_key, kind, events))
 
@@ -63,7 +65,7 @@ def add_format_routes(
         request: Request, batcher: BatcherDep, settings: SettingsDep, bearer: BearerDep
     ) -> IngestAccepted:
         key = key_from_bearer(bearer, f"/ingest/{kind}")
-        body = await read_body(request, settings.ingest_max_body_bytes)
+        body = await read_body(request, settings.ingest_max_body_bytes, advice=BATCH_BODY_ADVICE)
         events = parse_or_reject(parser, body, settings)
         return accepted(events, await accept_events(batcher, key, kind, events))
 
@@ -133,7 +135,7 @@ async def _ingest_generic(
     settings: Settings,
     signature: str | None,
 ) -> IngestAccepted:
-    body = await read_body(request, settings.ingest_max_body_bytes)
+    body = await read_body(request, settings.ingest_max_body_bytes, advice=EVENT_BODY_ADVICE)
     check = signature_check(settings, body, signature)
     try:
         events = parse_or_reject(generic.parse, body, settings)
@@ -198,7 +200,7 @@ async def ingest_generic_bearer(
 async def _ping(
     key: str, request: Request, connection: RawConnectionDep, settings: Settings
 ) -> HeartbeatAccepted:
-    body = await read_body(request, settings.ingest_max_body_bytes)
+    body = await read_body(request, settings.ingest_max_body_bytes, advice=EVENT_BODY_ADVICE)
     events = parse_or_reject(heartbeat.parse, body, settings)
 
     async def work(conn: asyncpg.Connection) -> heartbeats.PingResult:

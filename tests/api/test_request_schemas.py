@@ -113,3 +113,67 @@ async def test_unknown_field_is_422_naming_it(
     problem = response.json()
     assert problem["field"] == field
     assert "unknown field" in problem["detail"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1/services", {"name": "a\u0000b"}, "body.name"),
+        (
+            "/v1/users",
+            {"name": "Ann", "email": "ann@example.com", "time_zone": "UTC\u0000"},
+            "body.time_zone",
+        ),
+        ("/v1/rules", {"name": "r", "actions": {"title": "a\u0000"}}, "body.actions.title"),
+        (
+            "/v1/rules",
+            {"name": "r", "conditions": {"cel": "summary == '\u0000'"}},
+            "body.conditions.cel",
+        ),
+    ],
+)
+async def test_nul_character_is_422_naming_it(
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    path: str,
+    body: dict[str, Any],
+    field: str,
+) -> None:
+    response = await client.post(path, headers=auth, json=body)
+
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == field
+    assert "NUL character" in response.json()["detail"]
+
+
+@pytest.mark.asyncio
+async def test_nul_in_free_form_settings_is_422(
+    client: httpx.AsyncClient, auth: dict[str, str], demo: dict[str, Any]
+) -> None:
+    user = demo["users"][0]["id"]
+    response = await client.post(
+        f"/v1/users/{user}/contact-methods",
+        headers=auth,
+        json={"kind": "log", "address": "x", "settings": {"k\u0000": 1}},
+    )
+
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "body.settings"
+
+
+@pytest.mark.asyncio
+async def test_lone_surrogate_key_is_4xx(
+    client: httpx.AsyncClient, auth: dict[str, str], demo: dict[str, Any]
+) -> None:
+    user = demo["users"][0]["id"]
+    response = await client.post(
+        f"/v1/users/{user}/contact-methods",
+        headers={**auth, "content-type": "application/json"},
+        content=b'{"kind": "log", "address": "x", "settings": {"\\ud800": 1}}',
+    )
+
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == PROBLEM_JSON
+    assert response.json()["field"] == "body.settings"
+    assert "unpaired surrogate (\\ud800)" in response.json()["detail"]

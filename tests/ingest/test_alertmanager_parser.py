@@ -161,7 +161,7 @@ def test_escaped_emoji_pair_accepted() -> None:
     [
         (b'{"alerts": [{"labels": {"v": NaN}}]}', "NaN is not valid JSON"),
         (b'{"alerts": [], "x": Infinity}', "Infinity is not valid JSON"),
-        (b'{"alerts": [], "x": ' + b"9" * 5000 + b"}", "invalid JSON"),
+        (b'{"alerts": [], "x": ' + b"9" * 5000 + b"}", "more than 4,300 digits"),
         (b'{"alerts": [], "x": ' + b"[" * 5000 + b"]" * 5000 + b"}", "nested too deeply"),
     ],
 )

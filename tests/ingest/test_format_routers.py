@@ -56,15 +56,36 @@ class TestKeys:
         assert "disabled" in response.json()["detail"]
 
     @pytest.mark.parametrize(
-        ("path", "kind", "hint"),
+        ("path", "kind", "hint", "named"),
         [
-            ("/ingest/grafana/{key}", "alertmanager", "POST /ingest/alertmanager/{key}"),
-            ("/ingest/generic/{key}", "pagerduty", "POST /v2/enqueue with routing_key"),
-            ("/ingest/alertmanager/{key}", "heartbeat", "POST /ingest/heartbeat/{key}"),
+            (
+                "/ingest/grafana/{key}",
+                "alertmanager",
+                "POST /ingest/alertmanager/{key}",
+                "an alertmanager integration",
+            ),
+            (
+                "/ingest/generic/{key}",
+                "pagerduty",
+                "POST /v2/enqueue with routing_key",
+                "a pagerduty integration",
+            ),
+            (
+                "/ingest/alertmanager/{key}",
+                "heartbeat",
+                "POST /ingest/heartbeat/{key}",
+                "a heartbeat integration",
+            ),
         ],
     )
     async def test_key_of_other_format(
-        self, client: httpx.AsyncClient, keys: dict[str, str], path: str, kind: str, hint: str
+        self,
+        client: httpx.AsyncClient,
+        keys: dict[str, str],
+        path: str,
+        kind: str,
+        hint: str,
+        named: str,
     ) -> None:
         body = payload_bytes("grafana/firing.json")
         if "generic" in path:
@@ -72,7 +93,7 @@ class TestKeys:
         response = await client.post(path.format(key=keys[kind]), content=body)
         assert response.status_code == 400
         assert response.headers["content-type"] == PROBLEM_JSON
-        assert f"belongs to a {kind} integration" in response.json()["detail"]
+        assert f"belongs to {named}, not" in response.json()["detail"]
         assert hint in response.json()["detail"]
 
     async def test_pagerduty_key_on_opsgenie(
@@ -292,6 +313,19 @@ def genie(key: str) -> dict[str, str]:
 
 
 class TestOpsgenie:
+    async def test_nul_in_identifier_is_400(
+        self, client: httpx.AsyncClient, keys: dict[str, str]
+    ) -> None:
+        response = await client.post(
+            "/v2/alerts/a%00b/close",
+            params={"identifierType": "alias"},
+            headers=genie(keys["opsgenie"]),
+            json={},
+        )
+
+        assert response.status_code == 400, response.text
+        assert response.json()["field"] == "identifier"
+
     async def test_create_acknowledge_close_by_alias(
         self, client: httpx.AsyncClient, keys: dict[str, str], raw_db: asyncpg.Connection
     ) -> None:

@@ -294,6 +294,79 @@ class TestMalformedBodies:
         assert response.json()["field"] == "body"
 
 
+class TestUnstorableValues:
+    """Values JSON allows but PostgreSQL cannot store are a 400 naming them, never a 500."""
+
+    @pytest.mark.parametrize(
+        ("path_of", "body", "field", "message"),
+        [
+            (
+                "generic",
+                rb'{"title": "x", "dedup_key": "k", "details": {"a": 1e400}}',
+                "details.a",
+                "beyond the range of a double",
+            ),
+            (
+                "alertmanager",
+                rb'{"groupKey": "g", "alerts": [{"labels": {"a": "b"}, "x": -1e400}]}',
+                "alerts.0.x",
+                "beyond the range of a double",
+            ),
+            (
+                "generic",
+                rb'{"title": "x", "dedup_key": "k", "details": {"\ud800": 1}}',
+                "details.\\ud800",
+                "unpaired surrogate",
+            ),
+            (
+                "grafana",
+                rb'{"alerts": [{"labels": {"\udfff": "v"}}]}',
+                "alerts.0.labels.\\udfff",
+                "unpaired surrogate",
+            ),
+        ],
+    )
+    async def test_named(
+        self,
+        client: httpx.AsyncClient,
+        keys: dict[str, str],
+        path_of: str,
+        body: bytes,
+        field: str,
+        message: str,
+    ) -> None:
+        response = await client.post(f"/ingest/{path_of}/{keys[path_of]}", content=body)
+
+        assert response.status_code == 400, response.text
+        assert response.headers["content-type"] == PROBLEM_JSON
+        assert response.json()["field"] == field
+        assert message in response.json()["detail"]
+
+    async def test_pagerduty_answers_in_its_shape(
+        self, client: httpx.AsyncClient, keys: dict[str, str]
+    ) -> None:
+        body = (
+            b'{"routing_key": "' + keys["pagerduty"].encode() + b'", "event_action": "trigger", '
+            b'"payload": {"summary": "s", "source": "h", "severity": "error", '
+            b'"custom_details": {"used": 1e400}}}'
+        )
+        response = await client.post("/v2/enqueue", content=body)
+
+        assert response.status_code == 400, response.text
+        assert response.json()["status"] == "invalid event"
+        assert "beyond the range of a double" in json.dumps(response.json()["errors"])
+
+    async def test_huge_integer_message(
+        self, client: httpx.AsyncClient, keys: dict[str, str]
+    ) -> None:
+        body = b'{"title": "x", "dedup_key": "k", "details": {"n": ' + b"9" * 5000 + b"}}"
+        response = await client.post(f"/ingest/generic/{keys['generic']}", content=body)
+
+        assert response.status_code == 400
+        assert "more than 4,300 digits" in response.json()["detail"]
+        assert "set_int_max_str_digits" not in response.json()["detail"]
+
+
 async def test_event_log_pages_without_repeats(
     client: httpx.AsyncClient,
     alertmanager_path: str,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from app.core.text import truncate
+from app.core.text import printable, truncate
 from app.incidents.events import Link, Severity
 
 
@@ -45,21 +45,34 @@ def load_json_object(body: bytes) -> dict[str, Any]:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ParseError("body", f"the body is not valid UTF-8 (byte {exc.start})") from exc
+    out_of_range: list[str] = []
+
+    def parse_float(literal: str) -> float:
+        number = float(literal)
+        if math.isinf(number):
+            out_of_range.append(literal)
+        return number
+
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=parse_float)
     except json.JSONDecodeError as exc:
         raise ParseError(
             "body", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from exc
     except RecursionError as exc:
         raise ParseError("body", "the JSON is nested too deeply") from exc
+    except ParseError:
+        raise
     except ValueError as exc:
         # Python refuses integers of more than 4,300 digits (sys.set_int_max_str_digits).
-        raise ParseError("body", f"invalid JSON: {exc}") from exc
+        raise ParseError(
+            "body", "a number has more than 4,300 digits; send it as a string"
+        ) from exc
     if not isinstance(value, dict):
         raise ParseError("body", f"expected a JSON object, got {json_type(value)}")
-    # Only a \u escape can smuggle in text PostgreSQL cannot store, so most bodies skip the walk.
-    if "\\u" in text:
+    # Only a \u escape can smuggle in text PostgreSQL cannot store, and only a number
+    # beyond the float range becomes infinity, so most bodies skip the walk.
+    if "\\u" in text or out_of_range:
         try:
             _check_storable(value, "")
         except RecursionError as exc:
@@ -73,12 +86,18 @@ def _reject_constant(name: str) -> Any:
 
 
 def _check_storable(value: Any, path: str) -> None:
-    """Reject NUL characters and lone surrogates, which PostgreSQL text and JSONB refuse."""
+    """Reject NUL characters, lone surrogates and infinite numbers, which PostgreSQL text
+    and JSONB refuse."""
     if isinstance(value, str):
         _check_string(value, path or "body")
+    elif isinstance(value, float) and math.isinf(value):
+        raise ParseError(
+            path or "body",
+            "the number is beyond the range of a double (about 1.8e308); send it as a string",
+        )
     elif isinstance(value, dict):
         for key, item in value.items():
-            child = f"{path}.{key}" if path else str(key)
+            child = f"{path}.{printable(key)}" if path else printable(key)
             _check_string(key, child)
             _check_storable(item, child)
     elif isinstance(value, list):
