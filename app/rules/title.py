@@ -151,6 +151,19 @@ def compile_title(source: str) -> Template:
                 "use variables, if/else, comparisons, ~ and the filters "
                 + ", ".join(sorted(ALLOWED_FILTERS))
             )
+        if isinstance(node, nodes.Mul) and any(
+            isinstance(side, nodes.List | nodes.Tuple)
+            or (isinstance(side, nodes.Const) and isinstance(side.value, str))
+            for side in (node.left, node.right)
+        ):
+            # Text read from the alert is caught when the title renders.
+            raise TitleTemplateError(
+                f"* accepts numbers only in titles (line {node.lineno}); join text with ~"
+            )
+        if isinstance(node, nodes.Getattr) and node.attr.startswith("_"):
+            raise TitleTemplateError(
+                f"attributes starting with _ are not allowed in titles at line {node.lineno}"
+            )
         if isinstance(node, nodes.Filter) and node.name not in ALLOWED_FILTERS:
             raise TitleTemplateError(
                 f"filter {node.name!r} is not allowed in titles at line {node.lineno}; "
