@@ -262,7 +262,15 @@ async def _request_validation_error(request: Request, exc: Exception) -> JSONRes
     errors = validation_errors(exc.errors())
     first = errors[0] if errors else None
     detail = f"{first.field}: {first.message}" if first else "The request did not pass validation."
-    if len(errors) > 1:
+    content_type = request.headers.get("content-type", "")
+    if first and first.field == "body" and "json" not in content_type:
+        # FastAPI parses the body as JSON only when the Content-Type says JSON. Otherwise
+        # the raw bytes fail validation as "not an object", as with plain curl -d.
+        detail = (
+            "body: send the body as JSON with the header Content-Type: application/json "
+            f"(this request had {content_type or 'no Content-Type'})"
+        )
+    elif len(errors) > 1:
         detail += f" (and {len(errors) - 1} more; see errors)"
     return problem_response(
         request,

@@ -177,3 +177,19 @@ async def test_lone_surrogate_key_is_4xx(
     assert response.headers["content-type"] == PROBLEM_JSON
     assert response.json()["field"] == "body.settings"
     assert "unpaired surrogate (\\ud800)" in response.json()["detail"]
+
+
+@pytest.mark.asyncio
+async def test_body_without_json_content_type_says_so(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    response = await client.post(
+        "/v1/services",
+        headers={**auth, "content-type": "application/x-www-form-urlencoded"},
+        content=b'{"name": "x"}',
+    )
+
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "body"
+    assert "Content-Type: application/json" in response.json()["detail"]
+    assert "application/x-www-form-urlencoded" in response.json()["detail"]
