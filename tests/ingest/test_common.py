@@ -94,6 +94,9 @@ INSTANT = datetime(2026, 11, 30, 8, 12, 41, tzinfo=UTC)
         (1796026361000000, INSTANT),
         ("1796026361", INSTANT),
         ("0001-01-01T00:00:00Z", None),
+        ("0001-01-01T00:00:00.000+00:00", None),
+        ("0001-01-01", None),
+        ("0001-01-01T05:00:00Z", datetime(1, 1, 1, 5, tzinfo=UTC)),
         (None, None),
         ("", None),
     ],
@@ -106,7 +109,18 @@ def test_timestamp_forms(value: Any, expected: datetime | None) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["yesterday", "30/11/2026", "2026-13-40T00:00:00Z", -5, True, [2026], 1e30]
+    "value",
+    [
+        "yesterday",
+        "30/11/2026",
+        "2026-13-40T00:00:00Z",
+        "0001-01-01 not a time",
+        "0001-01-01T00:00:00+14:00",
+        -5,
+        True,
+        [2026],
+        1e30,
+    ],
 )
 def test_timestamp_unreadable_is_named(value: Any) -> None:
     with pytest.raises(ParseError) as error:

@@ -351,8 +351,9 @@ _ISO_TIMESTAMP = re.compile(
     r"^(?P<date>\d{4}-\d{2}-\d{2})[Tt ](?P<time>\d{2}:\d{2}(?::\d{2})?)"
     r"(?:[.,](?P<fraction>\d+))?\s*(?P<zone>[Zz]|[+-]\d{2}(?::?\d{2})?)?$"
 )
-# Go's zero time.Time, which Alertmanager sends as endsAt of a firing alert.
-_ZERO_TIME_PREFIX = "0001-01-01"
+# Go's zero time.Time, which Alertmanager sends as endsAt of a firing alert, in the
+# spellings of RFC 3339 at midnight UTC. Other instants of year 1 are ordinary timestamps.
+_ZERO_TIME = re.compile(r"0001-01-01(?:[Tt ]00:00(?::00(?:[.,]0+)?)?\s*(?:[Zz]|[+-]00(?::?00)?)?)?")
 # Epoch values above this are milliseconds (10^11 seconds is the year 5138).
 _EPOCH_MILLISECONDS_FROM = 10**11
 _EPOCH_MICROSECONDS_FROM = 10**14
@@ -374,7 +375,7 @@ def parse_timestamp(value: Any, field: str) -> datetime | None:
     if not isinstance(value, str):
         raise ParseError(field, f"expected a timestamp, got {json_type(value)}")
     text = value.strip()
-    if text.startswith(_ZERO_TIME_PREFIX):
+    if _ZERO_TIME.fullmatch(text):
         return None
     if re.fullmatch(r"-?\d+(\.\d+)?", text):
         return _from_epoch(float(text), field)
