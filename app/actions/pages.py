@@ -92,7 +92,14 @@ async def show_link(
                 "viewer": None,
             },
         )
-    sessions.set_session_cookie(response, settings, kind="user", subject_id=link.user.id, now=now)
+    sessions.set_session_cookie(
+        response,
+        settings,
+        kind="user",
+        subject_id=link.user.id,
+        now=now,
+        until=link.claims.expires_at,
+    )
     return response
 
 
@@ -132,7 +139,14 @@ async def use_link(
             "viewer": None,
         },
     )
-    sessions.set_session_cookie(response, settings, kind="user", subject_id=link.user.id, now=now)
+    sessions.set_session_cookie(
+        response,
+        settings,
+        kind="user",
+        subject_id=link.user.id,
+        now=now,
+        until=link.claims.expires_at,
+    )
     return response
 
 

@@ -61,8 +61,15 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def encode_session(settings: Settings, *, kind: str, subject_id: uuid.UUID, now: datetime) -> str:
-    expires = int((now + SESSION_TTL).timestamp())
+def encode_session(
+    settings: Settings,
+    *,
+    kind: str,
+    subject_id: uuid.UUID,
+    now: datetime,
+    until: datetime | None = None,
+) -> str:
+    expires = int(min(now + SESSION_TTL, until or now + SESSION_TTL).timestamp())
     body = _b64(json.dumps({"k": kind, "id": str(subject_id), "exp": expires}).encode())
     mac = hmac.new(_key(settings), body.encode(), hashlib.sha256).digest()
     return f"{body}.{_b64(mac)}"
@@ -87,12 +94,24 @@ def decode_session(settings: Settings, value: str, *, now: datetime) -> tuple[st
 
 
 def set_session_cookie(
-    response: Response, settings: Settings, *, kind: str, subject_id: uuid.UUID, now: datetime
+    response: Response,
+    settings: Settings,
+    *,
+    kind: str,
+    subject_id: uuid.UUID,
+    now: datetime,
+    until: datetime | None = None,
 ) -> None:
+    """Start a session of at most SESSION_TTL, ending earlier at ``until`` when given.
+
+    A session started from an action link ends with the link, so forwarding a link does
+    not sign its readers in for longer than the link itself works.
+    """
+    lifetime = min(SESSION_TTL, (until or now + SESSION_TTL) - now)
     response.set_cookie(
         COOKIE_NAME,
-        encode_session(settings, kind=kind, subject_id=subject_id, now=now),
-        max_age=int(SESSION_TTL.total_seconds()),
+        encode_session(settings, kind=kind, subject_id=subject_id, now=now, until=until),
+        max_age=max(0, int(lifetime.total_seconds())),
         httponly=True,
         samesite="lax",
         secure=settings.public_base_url.startswith("https://"),
