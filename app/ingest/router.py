@@ -10,9 +10,10 @@ from pydantic import BaseModel
 from app.api.deps import RawConnectionDep, SettingsDep, read_body
 from app.core.config import Settings
 from app.core.db import run_in_transaction
-from app.core.errors import AppError, problem_responses
+from app.core.errors import AppError, is_connection_error, problem_responses
 from app.core.security import SecretBox
 from app.core.time import utcnow
+from app.incidents.events import AlertEvent
 from app.ingest import heartbeats
 from app.ingest.batcher import IngestBatcher, IntegrationCheck
 from app.ingest.handling import (
@@ -58,7 +59,7 @@ def add_format_routes(
         integration_key: str, request: Request, batcher: BatcherDep, settings: SettingsDep
     ) -> IngestAccepted:
         body = await read_body(request, settings.ingest_max_body_bytes, advice=BATCH_BODY_ADVICE)
-        events = parse_or_reject(parser, body, settings)
+        events = await parse_events(batcher, integration_key, kind, parser, body, settings)
         return accepted(events, await accept_events(batcher, integration_key, kind, events))
 
     async def with_bearer_key(
@@ -66,7 +67,7 @@ def add_format_routes(
     ) -> IngestAccepted:
         key = key_from_bearer(bearer, f"/ingest/{kind}")
         body = await read_body(request, settings.ingest_max_body_bytes, advice=BATCH_BODY_ADVICE)
-        events = parse_or_reject(parser, body, settings)
+        events = await parse_events(batcher, key, kind, parser, body, settings)
         return accepted(events, await accept_events(batcher, key, kind, events))
 
     for path, endpoint in (
@@ -116,6 +117,40 @@ SignatureHeader = Annotated[
 ]
 
 
+async def parse_events(
+    batcher: IngestBatcher,
+    key: str,
+    kind: str,
+    parser: Parser,
+    body: bytes,
+    settings: Settings,
+    check: IntegrationCheck | None = None,
+) -> list[AlertEvent]:
+    """Parse the body; when it is invalid, report a problem with the key first.
+
+    A wrong key (unknown, disabled, of another format) or a missing signature is what the
+    sender must fix first, and an unsigned request should learn nothing about the format.
+    A valid body meets those checks in the commit's own lookup, so only an invalid one
+    costs this extra query. If the database is down, the body's error is reported.
+    """
+    try:
+        return parse_or_reject(parser, body, settings)
+    except AppError as body_error:
+        try:
+            async with batcher.engine.connect() as connection:
+                raw = await connection.get_raw_connection()
+                integration = await find_integration(raw.driver_connection, key, kind=kind)
+        except AppError:
+            raise
+        except Exception as exc:
+            if is_connection_error(exc):
+                raise body_error from None
+            raise
+        if check is not None:
+            check(integration)
+        raise
+
+
 def signature_check(settings: Settings, body: bytes, signature: str | None) -> IntegrationCheck:
     """Build the check that verifies the body's signature when the integration has a secret."""
 
@@ -137,15 +172,7 @@ async def _ingest_generic(
 ) -> IngestAccepted:
     body = await read_body(request, settings.ingest_max_body_bytes, advice=EVENT_BODY_ADVICE)
     check = signature_check(settings, body, signature)
-    try:
-        events = parse_or_reject(generic.parse, body, settings)
-    except AppError:
-        # A valid body is checked in the commit's own lookup. An invalid one is checked
-        # here, so an unsigned request learns nothing about what the endpoint accepts.
-        async with batcher.engine.connect() as connection:
-            raw = await connection.get_raw_connection()
-            check(await find_integration(raw.driver_connection, key, kind="generic"))
-        raise
+    events = await parse_events(batcher, key, "generic", generic.parse, body, settings, check)
     return accepted(events, await accept_events(batcher, key, "generic", events, check=check))
 
 

@@ -96,6 +96,21 @@ class TestKeys:
         assert f"belongs to {named}, not" in response.json()["detail"]
         assert hint in response.json()["detail"]
 
+    async def test_key_error_comes_before_body_error(
+        self, client: httpx.AsyncClient, keys: dict[str, str]
+    ) -> None:
+        other_format = await client.post(f"/ingest/grafana/{keys['alertmanager']}", content=b"{}")
+        unknown = await client.post("/ingest/alertmanager/no-such-key", content=b"[]")
+        valid_key = await client.post(f"/ingest/grafana/{keys['grafana']}", content=b"{}")
+
+        assert other_format.status_code == 400
+        assert other_format.json()["field"] == "integration_key"
+        assert "belongs to an alertmanager integration" in other_format.json()["detail"]
+        assert unknown.status_code == 404
+        assert unknown.json()["field"] == "integration_key"
+        assert valid_key.status_code == 400
+        assert valid_key.json()["field"] == "alerts"
+
     async def test_pagerduty_key_on_opsgenie(
         self, client: httpx.AsyncClient, keys: dict[str, str]
     ) -> None:
