@@ -616,15 +616,24 @@ async def _apply_threshold(
     lifecycle: LifecycleSettings,
     members: dict[str, list[uuid.UUID]],
 ) -> dict[str, list[uuid.UUID]]:
-    """Keep the keys that may have an incident in ``service_id``: an open one, or the
-    threshold reached.
+    """Return the keys that get an incident in ``service_id`` now, each with every pending
+    alert of the key: all of them when the key has an open incident, else those within
+    the threshold window once there are enough.
 
-    The count is of the pending alerts of the key on the integration's own service,
-    where alerts are stored, also when a rule routes them elsewhere. A transaction-scoped
-    advisory lock per key serializes it, so two requests that each bring the threshold's
-    last alert cannot both see one short of it.
+    Alerts are counted on the integration's own service, where they are stored, also when
+    a rule routes them elsewhere. A transaction-scoped advisory lock per key serializes
+    the decision, and the open incidents are read only after it: a request that waited
+    for the lock then sees the incident that the request before it opened, and attaches
+    its alerts instead of leaving them pending.
     """
     alert_service_id = batch.context.service_id
+    keys = sorted(members)
+    await connection.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1 || ':' || k, 0)) "
+        "FROM unnest($2::text[]) AS k ORDER BY k",
+        str(alert_service_id),
+        keys,
+    )
     open_rows = await connection.fetch(
         """
         SELECT grouping_key FROM incidents
@@ -632,37 +641,30 @@ async def _apply_threshold(
           AND status IN ('triggered', 'acknowledged') AND accepts_alerts
         """,
         service_id,
-        list(members),
+        keys,
     )
     has_open = {row["grouping_key"] for row in open_rows}
-    waiting = sorted(key for key in members if key not in has_open)
-    if not waiting:
-        return members
-    await connection.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended($1 || ':' || k, 0)) "
-        "FROM unnest($2::text[]) AS k ORDER BY k",
-        str(alert_service_id),
-        waiting,
-    )
     window = lifecycle.threshold_window_seconds or 300
     pending = await connection.fetch(
         """
         SELECT grouping_key, array_agg(id ORDER BY first_seen_at, id) AS ids FROM alerts
         WHERE service_id = $1 AND grouping_key = ANY($2::text[])
           AND incident_id IS NULL AND status = 'firing'
-          AND first_seen_at >= $3::timestamptz - make_interval(secs => $4)
+          AND (grouping_key = ANY($5::text[])
+               OR first_seen_at >= $3::timestamptz - make_interval(secs => $4))
         GROUP BY grouping_key
         """,
         alert_service_id,
-        waiting,
+        keys,
         batch.now,
         float(window),
+        sorted(has_open),
     )
     ready = {row["grouping_key"]: list(row["ids"]) for row in pending}
-    result = {key: ids for key, ids in members.items() if key in has_open}
-    for key in waiting:
+    result: dict[str, list[uuid.UUID]] = {}
+    for key in keys:
         ids = ready.get(key, [])
-        if len(ids) >= (lifecycle.threshold_count or 1):
+        if key in has_open or len(ids) >= (lifecycle.threshold_count or 1):
             result[key] = ids
     return result
 

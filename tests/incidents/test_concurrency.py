@@ -140,3 +140,37 @@ async def test_acknowledge_and_resolve_race(
         "SELECT count(*) FROM notifications WHERE event = 'incident.triggered' AND status = 'sent'"
     )
     assert sent == 0
+
+
+async def test_threshold_race_leaves_no_alert_pending(
+    servers: list[str],
+    alertmanager_path: str,
+    auth: dict[str, str],
+    demo: dict[str, Any],
+    raw_db: asyncpg.Connection,
+) -> None:
+    service_id = demo["services"][0]["id"]
+    async with httpx.AsyncClient(timeout=60, headers=auth) as client:
+        configured = await client.patch(
+            f"{servers[0]}/v1/services/{service_id}",
+            json={
+                "grouping_mode": "by_fields",
+                "grouping_fields": ["cluster"],
+                "alert_threshold_count": 3,
+            },
+        )
+    assert configured.status_code == 200, configured.text
+    groups, per_group = 8, 6
+    bodies = [
+        body(alert(f"c{group}-{index}", cluster=f"c{group}"), group_key=f"c{group}-{index}")
+        for index in range(per_group)
+        for group in range(groups)
+    ]
+
+    answers = await post_all(servers, alertmanager_path, bodies)
+
+    assert [answer.status_code for answer in answers] == [202] * len(bodies)
+    pending = await raw_db.fetchval("SELECT count(*) FROM alerts WHERE incident_id IS NULL")
+    assert pending == 0
+    incidents = await raw_db.fetch("SELECT alert_count FROM incidents")
+    assert [row["alert_count"] for row in incidents] == [per_group] * groups
