@@ -41,6 +41,7 @@ from app.oncall.models import (
     Schedule,
     ScheduleLayer,
     ScheduleLayerMember,
+    ScheduleOverride,
     Team,
     TeamMember,
     User,
@@ -131,6 +132,18 @@ def _user_uses(user_id: uuid.UUID) -> UseUnion:
             ScheduleLayer.kind == LayerKind.calendar,
             Schedule.id == ScheduleLayer.schedule_id,
             shift_to_come,
+        ),
+        select(
+            literal("schedule"),
+            cast(Schedule.id, String),
+            Schedule.name,
+            literal("has an override of theirs that has not ended"),
+        )
+        .distinct()
+        .where(
+            ScheduleOverride.user_id == user_id,
+            ScheduleOverride.end_at > func.now(),
+            Schedule.id == ScheduleOverride.schedule_id,
         ),
         select(literal("team"), cast(Team.id, String), Team.name, TeamMember.role).where(
             TeamMember.user_id == user_id, Team.id == TeamMember.team_id

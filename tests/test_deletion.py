@@ -129,6 +129,46 @@ class TestUser:
             }
         ]
 
+    async def test_override_to_come_is_409(self, api: OnCallApi) -> None:
+        ada = await api.user("Ada")
+        schedule = await api.post("/v1/schedules", {"name": "Primary", "time_zone": "UTC"})
+        now = datetime.now(UTC)
+        await api.post(
+            f"/v1/schedules/{schedule['id']}/overrides",
+            {
+                "user_id": ada,
+                "start": (now - timedelta(days=2)).isoformat(),
+                "end": (now - timedelta(days=1)).isoformat(),
+            },
+        )
+        current = await api.post(
+            f"/v1/schedules/{schedule['id']}/overrides",
+            {
+                "user_id": ada,
+                "start": (now - timedelta(hours=1)).isoformat(),
+                "end": (now + timedelta(hours=4)).isoformat(),
+            },
+        )
+
+        refused = await delete(api, f"/v1/users/{ada}")
+
+        references = assert_in_use(refused, "user_id")
+        assert references == [
+            {
+                "type": "schedule",
+                "id": schedule["id"],
+                "name": "Primary",
+                "usage": "has an override of theirs that has not ended",
+            }
+        ]
+        removed = await api.client.delete(
+            f"/v1/schedules/{schedule['id']}/overrides/{current['id']}", headers=api.auth
+        )
+        assert removed.status_code == 204, removed.text
+        deleted = await delete(api, f"/v1/users/{ada}")
+        # The override that has ended is no reason to keep the user.
+        assert deleted.status_code == 204, deleted.text
+
     async def test_past_calendar_shifts_do_not_block(
         self, api: OnCallApi, raw_db: asyncpg.Connection
     ) -> None:
