@@ -213,8 +213,11 @@ async def _page_step(
     incident.escalation_step = step + 1
     incident.escalation_position = position + 1
     if plan.next_step_delay is not None:
-        # An empty level must not leave the incident unpaged for a whole delay.
-        delay = plan.next_step_delay if reachable else None
+        # An empty level must not leave the incident unpaged for a whole delay. A repeat
+        # of the policy still waits the last level's delay, so that a level left empty
+        # by a schedule gap does not use up every repeat at once.
+        ends_cycle = frozen is not None and plan.level_index == len(frozen["levels"]) - 1
+        delay = plan.next_step_delay if reachable or ends_cycle else None
         await enqueue(
             connection,
             [escalation_job(incident.id, step + 1, incident.escalation_epoch, delay)],

@@ -281,3 +281,25 @@ async def test_low_urgency_without_rules_uses_default(
     assert {str(row["contact_method_id"]) for row in rows} == {first, second}
     rules = await api.get(f"/v1/users/{ada}/notification-rules")
     assert rules["default_applies"] == {"high": False, "low": True}
+
+
+async def test_empty_policy_waits_before_repeating(
+    api: OnCallApi,
+    demo: dict[str, Any],
+    alertmanager_path: str,
+    raw_db: asyncpg.Connection,
+    paging: PagingContext,
+) -> None:
+    nobody = await api.post("/v1/schedules", {"name": "Nobody yet", "time_zone": "UTC"})
+    policy = await api.policy(
+        "Schedule only", [([schedule_target(nobody["id"])], 10)], repeat_count=3
+    )
+    await api.use_policy(demo["services"][0]["id"], policy)
+    incident = await api.fire_alert(alertmanager_path, "QueueStuck")
+
+    await drain_jobs(raw_db, paging)
+
+    kinds = await timeline_kinds(raw_db, incident)
+    assert kinds.count("escalation.level_empty") == 1
+    [due] = await escalation_due_in(raw_db)
+    assert_due_in(due, 10)
