@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,8 +48,13 @@ _TOO_DEEP = "nested too deeply: use fewer nested brackets or split the condition
 # The maximum number of elements that the macros (all, exists, exists_one, map, filter)
 # of one evaluation may visit, counted across nested macros. Macros do not stop early, so nested
 # ones multiply: six nested .all() over ten-element lists visit a million elements. One
-# step costs about 16 µs on a 2-core test machine, so 2,000 steps take about 30 ms there.
+# step took 16 to 55 µs on a 2-core test machine, depending on the macro's body, so
+# 2,000 steps take 30 to 110 ms there.
 MAX_MACRO_STEPS = 2_000
+# The CPU time one evaluation may use, converting the alert's values included. Macro
+# steps are not the only cost: `x in list` and list equality scan lists the sender
+# controls. CPU time, unlike wall time, does not run out faster on a busy machine.
+MAX_EVALUATION_CPU_SECONDS = 0.25
 
 # cel-python logs every evaluation error at ERROR level. For a rule an error only means
 # "no match", and the explain endpoint reports it, so the library's own lines are noise.
@@ -95,6 +102,97 @@ for _name in ("macro_all", "macro_exists", "macro_exists_one", "macro_map", "mac
     setattr(celpy.evaluation, _name, _metered(getattr(celpy.evaluation, _name)))
 
 
+class _CpuTimeExceeded(BaseException):
+    """Raised in the evaluating thread when it used up MAX_EVALUATION_CPU_SECONDS.
+
+    A BaseException for the same reason as _StepLimitExceeded.
+    """
+
+
+class _Watchdog:
+    """A thread that interrupts the running evaluation once it has used too much CPU time.
+
+    CPython delivers the exception asynchronously (PyThreadState_SetAsyncExc) at the next
+    bytecode the evaluating thread runs, which stops a loop inside cel-python without its
+    cooperation. Only one evaluation runs at a time (_EVALUATION_LOCK), so one slot is
+    enough. ``disarm`` cancels an exception that fired but has not been delivered yet.
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        # (thread id, the thread's CPU clock, CPU time at which to fire, token)
+        self._armed: tuple[int, int, float, int] | None = None
+        self._fired: int | None = None
+        self._tokens = 0
+        self._thread: threading.Thread | None = None
+
+    def arm(self, cpu_seconds: float) -> int:
+        thread_id = threading.get_ident()
+        clock = time.pthread_getcpuclockid(thread_id)
+        with self._condition:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="tocsin-cel-watchdog", daemon=True
+                )
+                self._thread.start()
+            self._tokens += 1
+            fire_at = time.clock_gettime(clock) + cpu_seconds
+            self._armed = (thread_id, clock, fire_at, self._tokens)
+            self._condition.notify()
+            return self._tokens
+
+    def disarm(self, token: int) -> None:
+        with self._condition:
+            if self._armed is not None and self._armed[3] == token:
+                self._armed = None
+            fired = self._fired == token
+        if fired:
+            _set_async_exception(threading.get_ident(), None)
+
+    def _run(self) -> None:
+        with self._condition:
+            while True:
+                if self._armed is None:
+                    self._condition.wait()
+                    continue
+                thread_id, clock, fire_at, token = self._armed
+                remaining = fire_at - time.clock_gettime(clock)
+                if remaining > 0:
+                    # CPU time never runs faster than wall time, so this never wakes late.
+                    self._condition.wait(remaining)
+                    continue
+                self._armed = None
+                self._fired = token
+                _set_async_exception(thread_id, _CpuTimeExceeded)
+
+
+def _set_async_exception(thread_id: int, exception: type[BaseException] | None) -> None:
+    """Schedule ``exception`` in the thread, or cancel a scheduled one with None."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread_id), None if exception is None else ctypes.py_object(exception)
+    )
+
+
+_WATCHDOG = _Watchdog() if hasattr(time, "pthread_getcpuclockid") else None
+
+
+class CelInputs:
+    """The variables of one alert, converted to CEL values on first use and then kept.
+
+    Every CEL rule evaluated for the alert shares one instance, so a large payload is
+    converted once per alert, and only the variables some expression reads.
+    """
+
+    def __init__(self, variables: Mapping[str, Any]) -> None:
+        self._variables = variables
+        self._converted: dict[str, Any] = {}
+
+    def activation(self, names: frozenset[str]) -> dict[str, Any]:
+        for name in names - self._converted.keys():
+            self._converted[name] = _to_cel(self._variables[name])
+        return {name: self._converted[name] for name in names}
+
+
 class CelError(ValueError):
     """An expression that does not compile; line and column are 1-based."""
 
@@ -128,7 +226,7 @@ class CelCondition:
         except RecursionError as exc:
             raise CelError(_TOO_DEEP) from exc
         _check_depth(tree)
-        _check_names(tree)
+        self.names = _check_names(tree)
         try:
             self._program = _ENVIRONMENT.program(tree)
         except (CELEvalError, CELUnsupportedError, SyntaxError) as exc:
@@ -136,12 +234,24 @@ class CelCondition:
         except RecursionError as exc:
             raise CelError(_TOO_DEEP) from exc
 
-    def evaluate(self, variables: Mapping[str, Any]) -> CelResult:
-        activation = {name: _to_cel(value) for name, value in variables.items()}
+    def evaluate(self, variables: Mapping[str, Any] | CelInputs) -> CelResult:
+        inputs = variables if isinstance(variables, CelInputs) else CelInputs(variables)
         try:
             with _EVALUATION_LOCK:
-                _StepBudget.remaining = MAX_MACRO_STEPS
-                value = self._program.evaluate(activation)
+                return self._evaluate_locked(inputs)
+        except _CpuTimeExceeded:
+            # Raised wherever the evaluation was, possibly while disarming the watchdog.
+            return CelResult(
+                False,
+                f"evaluation error: stopped after {MAX_EVALUATION_CPU_SECONDS * 1000:.0f} ms "
+                "of CPU time; iterate over smaller lists or move the check to a matcher",
+            )
+
+    def _evaluate_locked(self, inputs: CelInputs) -> CelResult:
+        token = _WATCHDOG.arm(MAX_EVALUATION_CPU_SECONDS) if _WATCHDOG else 0
+        try:
+            _StepBudget.remaining = MAX_MACRO_STEPS
+            value = self._program.evaluate(inputs.activation(self.names))
         except _StepLimitExceeded:
             return CelResult(
                 False,
@@ -152,6 +262,9 @@ class CelCondition:
             return CelResult(False, f"evaluation error: {_describe_error(exc)}")
         except RecursionError:
             return CelResult(False, f"evaluation error: {_TOO_DEEP}")
+        finally:
+            if _WATCHDOG:
+                _WATCHDOG.disarm(token)
         if isinstance(value, celtypes.BoolType | bool):
             return CelResult(bool(value))
         return CelResult(False, f"returned {type(value).__name__}, not a bool")
@@ -189,8 +302,9 @@ def _check_depth(tree: lark.Tree[Any]) -> None:
             pending.extend((child, depth + 1) for child in node.children)
 
 
-def _check_names(tree: lark.Tree[Any]) -> None:
-    """Reject names that are neither variables nor bound by a macro, with their position."""
+def _check_names(tree: lark.Tree[Any]) -> frozenset[str]:
+    """Return the variables the expression reads; reject names that are neither variables
+    nor bound by a macro, with their position."""
     bound: set[str] = set()
     for node in tree.iter_subtrees():
         if node.data == "member_dot_arg" and len(node.children) >= 3:
@@ -214,6 +328,11 @@ def _check_names(tree: lark.Tree[Any]) -> None:
         _, _, name, line, column = min(unknown)
         known = ", ".join(sorted(VARIABLES))
         raise CelError(f"unknown variable {name!r}; use one of {known}", line, column)
+    return frozenset(
+        str(node.children[0])
+        for node in tree.iter_subtrees()
+        if node.data == "ident" and str(node.children[0]) in VARIABLES
+    )
 
 
 def _plain_identifier(node: Any) -> str | None:

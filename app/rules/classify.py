@@ -9,6 +9,7 @@ incidents that received an alert which may page.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 from collections.abc import Sequence
@@ -24,7 +25,7 @@ from app.core.time import isoformat
 from app.core.timeline import to_json
 from app.incidents.events import AlertEvent, EventAction
 from app.jobs.queue import Job, enqueue
-from app.rules.engine import AlertFacts, Decision, evaluate
+from app.rules.engine import AlertFacts, Decision, RuleSet, evaluate
 from app.rules.snapshot import Snapshot, bump_revision, current_snapshot
 from app.rules.timeline import RULES_ACTOR, escalation_step_job
 from app.rules.windows import MaintenanceWindow, Silence
@@ -86,18 +87,23 @@ async def classify_batch(
 ) -> BatchRules:
     """Decide priority, route, suppression and drops for every trigger in ``events``."""
     snapshot = await current_snapshot(connection)
-    decisions: dict[int, tuple[AlertFacts, Decision]] = {}
-    for position, event in enumerate(events):
-        if event.action != EventAction.trigger:
-            continue
-        facts = AlertFacts.from_event(
+    triggers = {
+        position: AlertFacts.from_event(
             event,
             integration=source.integration_name,
             integration_kind=source.kind,
             service_id=source.service_id,
             service=source.service_name,
         )
-        decisions[position] = (facts, evaluate(snapshot.rule_set, facts, now).decision)
+        for position, event in enumerate(events)
+        if event.action == EventAction.trigger
+    }
+    if snapshot.rule_set.has_cel:
+        # CEL's cost depends on the payload, so it runs in a thread: a slow evaluation
+        # then delays this request, not every request the event loop serves.
+        decisions = await asyncio.to_thread(_evaluate_all, snapshot.rule_set, triggers, now)
+    else:
+        decisions = _evaluate_all(snapshot.rule_set, triggers, now)
 
     policies = await _check_routes(connection, source, decisions)
     silences = await _live_silences(connection, snapshot, decisions, now)
@@ -119,6 +125,15 @@ async def classify_batch(
             window_ends_at=occurrence.ends_at if occurrence else None,
         )
     return result
+
+
+def _evaluate_all(
+    rule_set: RuleSet, triggers: dict[int, AlertFacts], now: datetime
+) -> dict[int, tuple[AlertFacts, Decision]]:
+    return {
+        position: (facts, evaluate(rule_set, facts, now).decision)
+        for position, facts in triggers.items()
+    }
 
 
 @dataclass(slots=True)

@@ -20,7 +20,7 @@ from typing import Any
 
 from app.core.text import truncate
 from app.incidents.events import AlertEvent, Severity
-from app.rules.cel import CelCondition, CelError
+from app.rules.cel import CelCondition, CelError, CelInputs
 from app.rules.matchers import Matcher, MatcherError, parse_matchers
 from app.rules.priority import PRIORITIES, Impact, PriorityMatrix, Urgency, parse_level
 from app.rules.timeintervals import TimeInterval, TimeIntervalError, parse_interval
@@ -57,6 +57,10 @@ class AlertFacts:
     integration_kind: str
     service_id: uuid.UUID
     service: str
+    # The CEL values of the alert at the instant of the last evaluation, shared by its rules.
+    _cel_inputs: dict[datetime, CelInputs] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def from_event(
@@ -98,6 +102,14 @@ class AlertFacts:
             value = getattr(self, name)
             return "" if value is None else str(value)
         return self.labels.get(name, "")
+
+    def cel_inputs(self, at: datetime) -> CelInputs:
+        """Return the alert's CEL values at ``at``, converted once for all its rules."""
+        inputs = self._cel_inputs.get(at)
+        if inputs is None:
+            self._cel_inputs.clear()
+            inputs = self._cel_inputs[at] = CelInputs(self.variables(at))
+        return inputs
 
     def variables(self, at: datetime) -> dict[str, Any]:
         """Return the values CEL expressions and title templates use, by name."""
@@ -341,6 +353,12 @@ class RuleSet:
     def rule_count(self) -> int:
         return len(self.global_rules) + sum(len(rules) for rules in self.service_rules.values())
 
+    @property
+    def has_cel(self) -> bool:
+        """Tell whether any enabled rule has a CEL condition, whose cost the sender sways."""
+        rules = (*self.global_rules, *(r for rs in self.service_rules.values() for r in rs))
+        return any(rule.enabled and rule.cel is not None for rule in rules)
+
 
 @dataclass(frozen=True, slots=True)
 class AppliedRule:
@@ -479,7 +497,7 @@ def _time_result(intervals: Sequence[TimeInterval], at: datetime) -> ConditionRe
 
 
 def _cel_result(condition: CelCondition, facts: AlertFacts, at: datetime) -> ConditionResult:
-    result = condition.evaluate(facts.variables(at))
+    result = condition.evaluate(facts.cel_inputs(at))
     detail = result.error or ("true" if result.matched else "false")
     return ConditionResult(f"cel {condition.text}", result.matched, detail)
 
@@ -491,7 +509,7 @@ def rule_matches(rule: Rule, facts: AlertFacts, at: datetime) -> bool:
             return False
     if rule.time and not any(interval.contains(at) for interval in rule.time):
         return False
-    return rule.cel is None or rule.cel.evaluate(facts.variables(at)).matched
+    return rule.cel is None or rule.cel.evaluate(facts.cel_inputs(at)).matched
 
 
 def explain_conditions(rule: Rule, facts: AlertFacts, at: datetime) -> list[ConditionResult]:

@@ -4,6 +4,7 @@ Nothing is written."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime
 from typing import Any
@@ -70,7 +71,10 @@ async def _rule_set(session: AsyncSession, body: ExplainIn) -> RuleSet:
         specs = rules_service.draft_specs(body.rules)
     else:
         specs = await rules_service.stored_rule_specs(session)
-    return RuleSet.build(compile_stored_rules(specs), matrix)
+    # Compiling up to a thousand draft rules, and evaluating them below, runs in a thread,
+    # so a large draft or payload delays this request, not every request.
+    rules = await asyncio.to_thread(compile_stored_rules, specs)
+    return RuleSet.build(rules, matrix)
 
 
 async def explain(session: AsyncSession, body: ExplainIn, settings: Settings) -> dict[str, Any]:
@@ -95,7 +99,7 @@ async def explain(session: AsyncSession, body: ExplainIn, settings: Settings) ->
             service_id=service.id,
             service=service.name,
         )
-        evaluation = evaluate(rule_set, facts, at, explain=True)
+        evaluation = await asyncio.to_thread(evaluate, rule_set, facts, at, explain=True)
         decision = evaluation.decision
         silences, window = await _holds(connection, snapshot, facts, decision.service_id, at)
         explained.append(

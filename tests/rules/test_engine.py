@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from app.incidents.events import AlertEvent, EventAction, Severity
+from app.rules import cel as cel_module
 from app.rules.cel import CelCondition, CelError
 from app.rules.engine import AlertFacts, RuleCompileError, RuleSet, compile_rule, evaluate
 from app.rules.matchers import MatcherError, parse_matcher, parse_matchers
@@ -481,6 +482,42 @@ class TestCel:
         many = facts({f"label{i}": "v" for i in range(1500)})
         results = [condition.evaluate(many.variables(MONDAY_NOON)) for _ in range(3)]
         assert [result.error for result in results] == [None, None, None]
+
+    def test_cpu_time_limit_stops_scans(self) -> None:
+        # Within the step limit, but each step scans a list of 60,000 elements.
+        condition = CelCondition("has(details.a) && details.a.exists(x, x in details.b)")
+        alert = facts(details={"a": [-1] * 1999, "b": list(range(60_000))})
+
+        result = condition.evaluate(alert.variables(MONDAY_NOON))
+        # The interrupted thread goes on without a stray exception.
+        after = sum(range(2_000_000))
+
+        assert result.matched is False
+        assert result.error is not None
+        assert "stopped after 250 ms of CPU time" in result.error
+        assert after == 1_999_999_000_000
+
+    def test_alert_values_converted_once_for_all_rules(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        conversions: list[str] = []
+        original = cel_module._to_cel
+
+        def counting(value: Any) -> Any:
+            conversions.append(type(value).__name__)
+            return original(value)
+
+        monkeypatch.setattr(cel_module, "_to_cel", counting)
+        rules = [
+            rule(f"r{index}", cel="has(details.runbook)", position=index, cont=True)
+            for index in range(10)
+        ]
+        alert = facts({"team": "db"}, details={"samples": list(range(1000))})
+
+        evaluate(RuleSet.build(rules), alert, MONDAY_NOON)
+
+        # Only details is read, once, although ten rules read it.
+        assert conversions == ["dict"]
 
 
 class TestEvaluation:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from typing import Any
 
@@ -10,6 +11,7 @@ import asyncpg
 import httpx
 import pytest
 
+from app.rules import classify
 from tests.conftest import payload_json
 from tests.rules.conftest import am_alert, post_alerts, timeline
 
@@ -531,3 +533,29 @@ class TestRulesAtIngest:
         )
         assert resolved["alerts_resolved"] == 1
         assert len(resolved["incidents_resolved"]) == 1
+
+
+async def test_cel_rules_evaluate_off_the_event_loop(
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    alertmanager_path: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    threads: list[int] = []
+    original = classify.evaluate
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.get_ident())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(classify, "evaluate", recording)
+    loop_thread = threading.get_ident()
+
+    await post_alerts(client, alertmanager_path, am_alert("plain"))
+    await create_rule(client, auth, conditions={"cel": "labels.team == 'db'"})
+    await post_alerts(client, alertmanager_path, am_alert("with-cel"))
+
+    # Matchers are cheap and stay on the loop; CEL's cost depends on the payload.
+    assert len(threads) == 2
+    assert threads[0] == loop_thread
+    assert threads[1] != loop_thread
