@@ -44,6 +44,10 @@ _LINK_ERRORS: dict[str, tuple[str, str]] = {
         "This link has expired",
         "Action links work for a limited time after the page that carried them.",
     ),
+    "user_gone": (
+        "This link no longer works",
+        "The person it was sent to no longer has an account on this Tocsin server.",
+    ),
 }
 _LINK_HINT = "Open the incident from a newer page, or sign in to Tocsin to act on it."
 

@@ -56,7 +56,8 @@ async def open_link(
         raise tokens.LinkInvalid(f"unknown action code {claims.action_code}")
     user = await session.get(User, claims.user_id)
     if user is None:
-        raise tokens.LinkInvalid(f"user {claims.user_id} no longer exists")
+        # The signature is valid, so saying why reveals nothing to someone who forged it.
+        raise tokens.LinkUserGone(f"user {claims.user_id} no longer exists")
     service = await session.get(Service, incident.service_id)
     assert service is not None  # incidents are deleted with their service
     return OpenedLink(

@@ -57,6 +57,13 @@ class LinkExpired(LinkError):
     reason = "expired"
 
 
+class LinkUserGone(LinkError):
+    """A correctly signed link whose user has been deleted since it was sent."""
+
+    status = 410
+    reason = "user_gone"
+
+
 @dataclass(frozen=True, slots=True)
 class Keyring:
     """Link keys by id: one signs new links, every key not revoked verifies."""

@@ -42,6 +42,15 @@ class ActionSettings(BaseModel):
     slack_response_url_prefix: str = "https://hooks.slack.com/"
     twilio_auth_token: SecretStr | None = None
 
+    @field_validator("link_ttl", mode="before")
+    @classmethod
+    def _seconds_as_number(cls, value: Any) -> Any:
+        # Environment variables are text, and Pydantic reads a number of seconds only
+        # when it is a number, so "86400" would be refused as a malformed duration.
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value.strip())
+        return value
+
     @model_validator(mode="after")
     def _check_link_keys(self) -> ActionSettings:
         for key_id, secret in self.link_keys.items():

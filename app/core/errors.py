@@ -288,16 +288,29 @@ async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
     titles = {404: "Not found", 405: "Method not allowed", 401: "Unauthorized"}
     title = titles.get(exc.status_code, "HTTP error")
     detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+    field = None
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"No route matches {request.method} {request.url.path}."
+    elif exc.status_code == 400 and detail == _FASTAPI_BODY_ERROR:
+        # FastAPI's words when Python's JSON decoder raises something other than a
+        # syntax error: in practice an integer of more than 4,300 digits or deep nesting.
+        detail = (
+            "The body could not be read as JSON: a number has more than 4,300 digits (send "
+            "it as a string) or the JSON is nested too deeply."
+        )
+        field = "body"
     return problem_response(
         request,
         status=exc.status_code,
         code=title.lower().replace(" ", "_"),
         title=title,
         detail=detail,
+        field=field,
         headers=dict(exc.headers or {}),
     )
+
+
+_FASTAPI_BODY_ERROR = "There was an error parsing the body"
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:

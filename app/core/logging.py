@@ -48,6 +48,21 @@ def _drop_secrets(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str
     return event
 
 
+# Control characters other than tab, written as \xNN in console lines. A NUL from a
+# request makes grep treat the whole log as binary, and CR or LF could fake a line.
+_CONTROL_ESCAPES = {
+    code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F) if code != ord("\t")
+}
+
+
+def _escape_control_characters(_logger: Any, _method: str, event: Any) -> Any:
+    if isinstance(event, dict):
+        for name, value in event.items():
+            if isinstance(value, str) and name != "exception":
+                event[name] = value.translate(_CONTROL_ESCAPES)
+    return event
+
+
 def configure_logging(level: str = "info", fmt: str = "console") -> None:
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -77,6 +92,7 @@ def configure_logging(level: str = "info", fmt: str = "console") -> None:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info if fmt == "json" else _keep,
+            _keep if fmt == "json" else _escape_control_characters,
             renderer,
         ],
     )

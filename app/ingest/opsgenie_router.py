@@ -10,6 +10,7 @@ import dataclasses
 import time
 import uuid
 from typing import Annotated, Literal
+from urllib.parse import unquote_to_bytes
 
 import asyncpg
 from fastapi import APIRouter, Header, Query, Request, status
@@ -101,7 +102,7 @@ async def _alert_action(
 ) -> OpsgenieAccepted:
     started = time.monotonic()
     key = genie_key(authorization)
-    _check_identifier(identifier, identifier_type)
+    _check_identifier(request, identifier, identifier_type)
     body = await read_body(request, settings.ingest_max_body_bytes, advice=EVENT_BODY_ADVICE)
     try:
         event = opsgenie.parse_action(body, action, identifier)
@@ -122,12 +123,21 @@ async def _alert_action(
     return request_accepted(started)
 
 
-def _check_identifier(identifier: str, identifier_type: str) -> None:
+def _check_identifier(request: Request, identifier: str, identifier_type: str) -> None:
     if "\x00" in identifier:
         raise BadRequest(
             "The identifier contains a NUL character (%00), which no alert id or alias has.",
             field="identifier",
         )
+    # Starlette decodes the path leniently, turning invalid UTF-8 into U+FFFD, so the
+    # raw path is checked to tell a sender's broken encoding from a real U+FFFD.
+    try:
+        unquote_to_bytes(request.scope.get("raw_path", b"").decode("latin-1")).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(
+            "The identifier is not valid UTF-8 once percent-decoded; encode it as UTF-8.",
+            field="identifier",
+        ) from exc
     if identifier_type == "tiny":
         raise BadRequest(
             "identifierType=tiny is not supported; use identifierType=alias or id.",
@@ -210,7 +220,7 @@ async def add_alert_note(
     """Add the note to the timeline of the alert's incident."""
     started = time.monotonic()
     key = genie_key(authorization)
-    _check_identifier(identifier, identifier_type)
+    _check_identifier(request, identifier, identifier_type)
     body = await read_body(request, settings.ingest_max_body_bytes, advice=EVENT_BODY_ADVICE)
     try:
         note = opsgenie.parse_note(body)

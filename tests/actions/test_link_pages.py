@@ -33,13 +33,14 @@ def signed_path(
     expires_in: timedelta = timedelta(hours=1),
     number: int | None = None,
     incident_id: uuid.UUID | None = None,
+    user_id: uuid.UUID | None = None,
 ) -> str:
     token = tokens.sign(
         keyring or tokens.Keyring.from_settings(settings),
         action_code=spec.code,
         incident_number=paged.number if number is None else number,
         incident_id=incident_id or paged.id,
-        user_id=paged.user_id,
+        user_id=user_id or paged.user_id,
         expires_at=utcnow() + expires_in,
     )
     return "/a/" + token
@@ -248,6 +249,14 @@ class TestRejectedLinks:
         revoked = tokens.Keyring(keys={9: b"k" * 32}, signing_key_id=9)
         path = signed_path(settings, paged, catalog.ACKNOWLEDGE, keyring=revoked)
         await self.assert_rejected(client, path, 403, "This link no longer works")
+
+    async def test_deleted_users_link_is_410(
+        self, client: httpx.AsyncClient, paged: PagedIncident, settings: Settings
+    ) -> None:
+        path = signed_path(settings, paged, catalog.ACKNOWLEDGE, user_id=uuid.uuid4())
+        await self.assert_rejected(client, path, 410, "no longer has an account")
+        answer = await client.get(path, headers={"Accept": "application/json"})
+        assert answer.json()["code"] == "link_user_gone"
 
     async def test_wrong_incident_link_is_403(
         self, client: httpx.AsyncClient, paged: PagedIncident, settings: Settings

@@ -193,3 +193,18 @@ async def test_body_without_json_content_type_says_so(
     assert response.json()["field"] == "body"
     assert "Content-Type: application/json" in response.json()["detail"]
     assert "application/x-www-form-urlencoded" in response.json()["detail"]
+
+
+@pytest.mark.asyncio
+async def test_huge_integer_in_v1_body_is_named(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    response = await client.post(
+        "/v1/services",
+        headers={**auth, "content-type": "application/json"},
+        content=b'{"name": "x", "reopen_window_seconds": ' + b"9" * 5000 + b"}",
+    )
+
+    assert response.status_code == 400, response.text
+    assert response.json()["field"] == "body"
+    assert "more than 4,300 digits" in response.json()["detail"]

@@ -341,6 +341,21 @@ class TestOpsgenie:
         assert response.status_code == 400, response.text
         assert response.json()["field"] == "identifier"
 
+    @pytest.mark.parametrize("identifier", ["a%ED%A0%80b", "%FF%FE"])
+    async def test_identifier_not_utf8_is_400(
+        self, client: httpx.AsyncClient, keys: dict[str, str], identifier: str
+    ) -> None:
+        response = await client.post(
+            f"/v2/alerts/{identifier}/acknowledge",
+            params={"identifierType": "alias"},
+            headers=genie(keys["opsgenie"]),
+            json={},
+        )
+
+        assert response.status_code == 400, response.text
+        assert response.json()["field"] == "identifier"
+        assert "not valid UTF-8" in response.json()["detail"]
+
     async def test_create_acknowledge_close_by_alias(
         self, client: httpx.AsyncClient, keys: dict[str, str], raw_db: asyncpg.Connection
     ) -> None:

@@ -90,3 +90,19 @@ async def test_ingest_logs_no_key(
     for kind in ("alertmanager", "pagerduty", "opsgenie"):
         assert keys[kind] not in output, f"the {kind} key is in the log"
     assert unknown_key not in output
+
+
+def test_console_lines_escape_control_characters(monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    configure_logging("info", "console")
+    try:
+        get_logger("tests").info("ingest.rejected", field="k\x00\nforged line")
+    finally:
+        monkeypatch.undo()
+        configure_logging("warning")
+
+    output = stream.getvalue()
+    assert "\x00" not in output
+    assert output.count("\n") == 1
+    assert "\\x00" in output
