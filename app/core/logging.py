@@ -50,9 +50,7 @@ def _drop_secrets(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str
 
 # Control characters other than tab, written as \xNN in console lines. A NUL from a
 # request makes grep treat the whole log as binary, and CR or LF could fake a line.
-_CONTROL_ESCAPES = {
-    code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F) if code != ord("\t")
-}
+_CONTROL_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F) if code != ord("\t")}
 
 
 def _escape_control_characters(_logger: Any, _method: str, event: Any) -> Any:
