@@ -264,8 +264,8 @@ async def _request_validation_error(request: Request, exc: Exception) -> JSONRes
     detail = f"{first.field}: {first.message}" if first else "The request did not pass validation."
     content_type = request.headers.get("content-type", "")
     if first and first.field == "body" and "json" not in content_type:
-        # FastAPI parses the body as JSON only when the Content-Type says JSON. Otherwise
-        # the raw bytes fail validation as "not an object", as with plain curl -d.
+        # FastAPI parses the body as JSON only when the Content-Type declares JSON.
+        # Otherwise the raw bytes fail validation as "not an object", as with curl -d.
         detail = (
             "body: send the body as JSON with the header Content-Type: application/json "
             f"(this request had {content_type or 'no Content-Type'})"
@@ -354,7 +354,7 @@ def _is_unstorable_value(exc: BaseException) -> bool:
     """Tell whether PostgreSQL rejected a value from the request that it cannot store.
 
     Request models and ingest parsers reject these values with the field's name. This
-    catches the ones that get past them, so they answer 400 instead of 500.
+    catches the ones that get past them, so that they get a 400 response, not a 500.
     """
     cause = exc.orig if isinstance(exc, DBAPIError) else exc
     cause = getattr(cause, "__cause__", None) or cause

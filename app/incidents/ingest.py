@@ -441,10 +441,10 @@ async def _attach_to_incidents(
 ) -> dict[uuid.UUID, uuid.UUID]:
     """Give each new alert an incident; return alert id -> incident id.
 
-    Alerts left out of the result are pending: their key has not reached the threshold
-    yet. A rule may route an alert to another service; grouping windows, thresholds and
-    reopening then follow that service's settings, and the alert joins its open incident
-    of the same grouping key.
+    Alerts left out of the result are pending, because their key has not reached the
+    threshold yet. A rule may route an alert to another service. Grouping windows,
+    thresholds and reopening then follow that service's settings, and the alert joins its
+    open incident of the same grouping key.
     """
     if not new_alerts:
         return {}
@@ -462,8 +462,8 @@ async def _attach_to_incidents(
         lifecycle = batch.lifecycles[target]
         if lifecycle.grouping.mode == "by_fields" and lifecycle.grouping.window_seconds:
             await _close_grouping_windows(connection, batch, target, lifecycle, list(local))
-        # Reopening comes first: an alert that brings back a recently resolved incident
-        # joins it, and the threshold only holds alerts that would open a new one.
+        # Reopening comes first. An alert that brings back a recently resolved incident
+        # joins it, and the threshold keeps pending only alerts that would open a new one.
         if lifecycle.reopen_window_seconds:
             await _reopen_recent(connection, batch, target, lifecycle, list(local))
         if lifecycle.threshold_count and lifecycle.threshold_count > 1:
@@ -622,8 +622,8 @@ async def _apply_threshold(
 
     Alerts are counted on the integration's own service, where they are stored, also when
     a rule routes them elsewhere. A transaction-scoped advisory lock per key serializes
-    the decision, and the open incidents are read only after it: a request that waited
-    for the lock then sees the incident that the request before it opened, and attaches
+    the decision, and the open incidents are read only after it. A request that waited
+    for the lock then finds the incident that the request before it opened, and attaches
     its alerts instead of leaving them pending.
     """
     alert_service_id = batch.context.service_id

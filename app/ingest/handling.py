@@ -61,8 +61,8 @@ def key_from_bearer(credentials: HTTPAuthorizationCredentials | None, path: str)
     return credentials.credentials
 
 
-# What an ingest sender can do about a 413: batch formats can split their alerts, while
-# formats of one event per request can only send shorter fields.
+# Advice in the 413 response of ingest endpoints. Batch formats can split their alerts,
+# while formats of one event per request can only send shorter fields.
 BATCH_BODY_ADVICE = "Send fewer alerts per request, or raise TOCSIN_INGEST_MAX_BODY_BYTES."
 EVENT_BODY_ADVICE = "Shorten the event's fields, or raise TOCSIN_INGEST_MAX_BODY_BYTES."
 

@@ -319,7 +319,8 @@ async def test_routed_alerts_use_target_settings(
     )
     assert rule.status_code == 201, rule.text
 
-    # The target's threshold holds the first alert; the integration's service has none.
+    # The target's threshold keeps the first alert pending. The integration's service has
+    # no threshold.
     first = await client.post(alertmanager_path, json=body(alert("a", team="db", cluster="eu")))
     assert first.json()["incidents_opened"] == []
     local = await client.post(alertmanager_path, json=body(alert("w", team="web"), group_key="w"))

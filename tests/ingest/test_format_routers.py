@@ -200,12 +200,14 @@ class TestPagerDuty:
             },
         )
         assert rule.status_code == 201, rule.text
+
         key = keys["pagerduty"]
         for name in ("trigger", "acknowledge"):
             answer = await client.post(
                 "/v2/enqueue", content=pagerduty_body(payload_json(f"pagerduty/{name}.json"), key)
             )
             assert answer.status_code == 202, answer.text
+
         incident = await raw_db.fetchrow("SELECT id, service_id, status FROM incidents")
         assert str(incident["service_id"]) == target.json()["id"]
         assert incident["status"] == "acknowledged"

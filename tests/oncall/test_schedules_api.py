@@ -408,7 +408,7 @@ async def test_calendar_import_fails_for_user_deleted_meanwhile(
     path = f"/v1/schedules/{schedule['id']}/calendar-import"
     headers = {**api.auth, "content-type": "text/calendar"}
 
-    # A delete holds Ada's row while the import runs, and commits once the import waits.
+    # A delete locks Ada's row while the import runs, and commits once the import waits.
     transaction = raw_db.transaction()
     await transaction.start()
     await raw_db.execute("SELECT 1 FROM users WHERE id = $1::uuid FOR UPDATE", ada)
