@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -67,6 +68,20 @@ def _link_error(request: Request, error: tokens.LinkError) -> Response:
     )
 
 
+def _start_link_session(
+    response: Response, settings: Settings, link: links.OpenedLink, now: datetime
+) -> None:
+    """Sign the browser in as the link's user until the link or the session expires."""
+    sessions.set_session_cookie(
+        response,
+        settings,
+        kind="user",
+        subject_id=link.user.id,
+        now=now,
+        until=link.claims.expires_at,
+    )
+
+
 @router.get("/a/{token}")
 async def show_link(
     token: str, request: Request, session: SessionDep, settings: SettingsDep
@@ -96,14 +111,7 @@ async def show_link(
                 "viewer": None,
             },
         )
-    sessions.set_session_cookie(
-        response,
-        settings,
-        kind="user",
-        subject_id=link.user.id,
-        now=now,
-        until=link.claims.expires_at,
-    )
+    _start_link_session(response, settings, link, now)
     return response
 
 
@@ -143,14 +151,7 @@ async def use_link(
             "viewer": None,
         },
     )
-    sessions.set_session_cookie(
-        response,
-        settings,
-        kind="user",
-        subject_id=link.user.id,
-        now=now,
-        until=link.claims.expires_at,
-    )
+    _start_link_session(response, settings, link, now)
     return response
 
 
