@@ -388,6 +388,12 @@ class TestOpsgenie:
             opsgenie.parse(b'{"message": "m", "priority": "P9"}', LIMITS)
         assert error.value.field == "priority"
 
+    @pytest.mark.parametrize("body", [b'{"alias": "a"}', b'{"message": "  ", "entity": "db"}'])
+    def test_message_required(self, body: bytes) -> None:
+        with pytest.raises(ParseError) as error:
+            opsgenie.parse(body, LIMITS)
+        assert error.value.field == "message"
+
     def test_without_alias_gets_own_key(self) -> None:
         first = opsgenie.parse(b'{"message": "m"}', LIMITS)[0]
         second = opsgenie.parse(b'{"message": "m"}', LIMITS)[0]

@@ -59,7 +59,8 @@ def parse(
     entity = optional_str(payload, "entity", "")
     source = optional_str(payload, "source", "")
     if not message.strip():
-        message = entity or alias or (f"Alert from {source}" if source else "Alert from Opsgenie")
+        # Opsgenie rejects such a request too, so a sender that worked with it has a message.
+        raise ParseError("message", "missing or empty; every Opsgenie alert needs a message")
 
     priority = optional_str(payload, "priority", "") or DEFAULT_PRIORITY
     severity = PRIORITY_SEVERITY.get(priority.strip().upper())
