@@ -1,8 +1,8 @@
 """SMS replies through Twilio's incoming-message webhook: ``42a`` acknowledges incident #42.
 
 A reply code works only from a phone number that Tocsin paged about that incident (an
-``sms`` contact method with that address) within the action link lifetime. Any other code
-gets a reply that calls it unknown or stale.
+``sms`` contact method with that address) within the action link lifetime, by a page or a
+digest that was sent. Any other code gets a reply that calls it unknown or stale.
 """
 
 from __future__ import annotations
@@ -48,6 +48,13 @@ _PAGED_PHONE = text(
       AND regexp_replace(c.address, '[^0-9+]', '', 'g') = :phone
       AND n.user_id IS NOT NULL
       AND n.created_at >= :since
+      -- The phone must have shown the incident: the page itself, or a digest listing it.
+      AND (
+        n.status = 'sent'
+        OR EXISTS (
+          SELECT 1 FROM notifications d WHERE d.id = n.digest_id AND d.status = 'sent'
+        )
+      )
     ORDER BY n.created_at DESC
     LIMIT 1
     """

@@ -172,6 +172,35 @@ class TestTwilioSms:
         assert "unknown or stale" in reply_text(response)
         assert await incident_status(raw_db, paged.id) == "triggered"
 
+    async def test_held_page_counts_only_once_digested(
+        self,
+        client: httpx.AsyncClient,
+        settings: Settings,
+        paged: PagedIncident,
+        raw_db: asyncpg.Connection,
+    ) -> None:
+        await add_sms_page(raw_db, paged)
+        await raw_db.execute("UPDATE notifications SET status = 'throttled' WHERE notifier = 'sms'")
+
+        held = await send_sms(client, settings, f"{paged.number}a")
+        assert "unknown or stale" in reply_text(held)
+        assert await incident_status(raw_db, paged.id) == "triggered"
+
+        # A digest that went out listed the incident, so the phone has seen it.
+        digest_id = uuid.uuid4()
+        await raw_db.execute(
+            "INSERT INTO notifications (id, incident_id, user_id, contact_method_id, notifier, "
+            "event, status, idempotency_key, message) "
+            "SELECT $1, NULL, user_id, contact_method_id, 'sms', 'digest', 'sent', 'digest:t', "
+            "'{}'::jsonb FROM notifications WHERE notifier = 'sms'",
+            digest_id,
+        )
+        await raw_db.execute(
+            "UPDATE notifications SET digest_id = $1 WHERE status = 'throttled'", digest_id
+        )
+        digested = await send_sms(client, settings, f"{paged.number}a")
+        assert reply_text(digested).startswith(f"#{paged.number}: Acknowledged")
+
     async def test_unknown_letter_and_free_text_get_help(
         self,
         client: httpx.AsyncClient,
