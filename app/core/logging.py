@@ -53,11 +53,19 @@ def _drop_secrets(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str
 _CONTROL_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F) if code != ord("\t")}
 
 
+# The log notifier prints a page over several lines on purpose. Its continuation lines
+# are indented, so a line break from an alert's text cannot pass for a log line.
+_PAGE_ESCAPES = {code: escape for code, escape in _CONTROL_ESCAPES.items() if code != ord("\n")}
+PAGE_LOGGER = "tocsin.page"
+
+
 def _escape_control_characters(_logger: Any, _method: str, event: Any) -> Any:
     if isinstance(event, dict):
+        page = event.get("logger") == PAGE_LOGGER
         for name, value in event.items():
             if isinstance(value, str) and name != "exception":
-                event[name] = value.translate(_CONTROL_ESCAPES)
+                table = _PAGE_ESCAPES if page and name == "event" else _CONTROL_ESCAPES
+                event[name] = value.translate(table)
     return event
 
 

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from app.core.time import isoformat
 from app.incidents.models import Incident, Postmortem, TimelineEntry
+
+# Characters that start Markdown or HTML markup inside a line.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#!|~])")
+
+
+def _inline(text: str) -> str:
+    """Return sender text as one literal line of Markdown.
+
+    Titles and timeline messages come from monitoring senders. Unescaped, a title could
+    start a heading of its own or add HTML and links to a document people paste into a
+    wiki.
+    """
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(text.split()))
 
 
 def _section(title: str, text: str) -> list[str]:
@@ -19,9 +33,9 @@ def render_markdown(
     entries: Sequence[TimelineEntry],
 ) -> str:
     lines = [
-        f"# Postmortem: incident #{incident.number} {incident.title}",
+        f"# Postmortem: incident #{incident.number} {_inline(incident.title)}",
         "",
-        f"- Service: {service_name}",
+        f"- Service: {_inline(service_name)}",
         f"- Priority: {incident.priority or 'none'}",
         f"- Opened: {isoformat(incident.created_at)}",
     ]
@@ -35,7 +49,8 @@ def render_markdown(
     lines += _section("Root cause", postmortem.root_cause)
     lines += ["## Timeline", ""]
     lines += [
-        f"- {isoformat(entry.at)} {entry.message} ({entry.actor_name or entry.actor_type})"
+        f"- {isoformat(entry.at)} {_inline(entry.message)} "
+        f"({_inline(entry.actor_name or entry.actor_type)})"
         for entry in entries
     ] or ["_No entries._"]
     lines += ["", "## Action items", ""]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -360,3 +361,27 @@ async def test_postmortem_json_and_markdown(
     rejected = await client.put(f"/v1/incidents/{incident_id}/postmortem", json=bad, headers=auth)
     assert rejected.status_code == 422
     assert rejected.json()["field"] == "timeline_entry_ids.0"
+
+
+async def test_postmortem_markdown_escapes_sender_text(
+    client: httpx.AsyncClient, demo: dict[str, Any], auth: dict[str, str]
+) -> None:
+    key = demo["services"][0]["integrations"]["generic"]["key"]
+    title = "Disk full\n\n## Root cause\n\nIt was <img src=x onerror=alert(1)> [x](javascript:y)"
+    opened = await client.post(
+        f"/ingest/generic/{key}", json={"title": title, "dedup_key": "markdown"}
+    )
+    incident_id = opened.json()["incidents_opened"][0]
+    await client.post(f"/v1/incidents/{incident_id}/resolve", headers=auth)
+    await client.put(f"/v1/incidents/{incident_id}/postmortem", json={"summary": "s"}, headers=auth)
+
+    text = (
+        await client.get(f"/v1/incidents/{incident_id}/postmortem?format=markdown", headers=auth)
+    ).text
+
+    heading = text.splitlines()[0]
+    assert heading.startswith("# Postmortem: incident #1 Disk full \\#\\# Root cause")
+    assert text.count("## Root cause") == 1
+    # Markup survives only escaped: every < and [ is preceded by a backslash.
+    assert re.search(r"(?<!\\)[<\[]", text) is None
+    assert "\\[x\\](javascript:y)" in text

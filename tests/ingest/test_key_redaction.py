@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import sys
 from collections.abc import Iterator
 
@@ -98,11 +99,15 @@ def test_console_lines_escape_control_characters(monkeypatch: pytest.MonkeyPatch
     configure_logging("info", "console")
     try:
         get_logger("tests").info("ingest.rejected", field="k\x00\nforged line")
+        logging.getLogger("tocsin.page").warning("PAGE %s", "title\x00\n  Service: demo")
     finally:
         monkeypatch.undo()
         configure_logging("warning")
 
-    output = stream.getvalue()
-    assert "\x00" not in output
-    assert output.count("\n") == 1
-    assert "\\x00" in output
+    rejected, page, service, end = stream.getvalue().split("\n")
+    assert "\x00" not in rejected + page + service
+    assert "x00" in rejected
+    # A page keeps its line breaks, each continuation line indented.
+    assert "PAGE title\\x00" in page
+    assert service.startswith("  Service: demo")
+    assert end == ""

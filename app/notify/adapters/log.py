@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from typing import ClassVar
 
+from app.core.logging import PAGE_LOGGER
 from app.notify import render
 from app.notify.base import BaseNotifier, DeliveryResult, Message, Target
 
-page_log = logging.getLogger("tocsin.page")
+page_log = logging.getLogger(PAGE_LOGGER)
 
 
 def render_text(message: Message) -> str:
