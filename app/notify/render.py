@@ -113,7 +113,9 @@ def digest_lines(message: Message) -> list[str]:
     items = message.digest or []
     lines = [
         f"{EVENT_LABELS.get(item.get('event', ''), item.get('event', ''))}: "
-        f"{incident_name(item)}" + (f" [{item['priority']}]" if item.get("priority") else "")
+        f"{incident_name(item)}"
+        + (f" [{item['priority']}]" if item.get("priority") else "")
+        + (f" (now {item['status']})" if item.get("status") not in (None, "triggered") else "")
         for item in items[:DIGEST_LISTED]
     ]
     if len(items) > DIGEST_LISTED:

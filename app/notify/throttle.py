@@ -184,6 +184,12 @@ async def create_digest(
     )
     if not held:
         return None
+    # Incidents may have been acknowledged or resolved while their pages were held.
+    rows = await session.execute(
+        text("SELECT id, status FROM incidents WHERE id = ANY(:ids)"),
+        {"ids": sorted({n.incident_id for n in held if n.incident_id is not None})},
+    )
+    statuses: dict[uuid.UUID, str] = {row.id: row.status for row in rows}
     first = held[0]
     digest_id = uuid7()
     message = Message(
@@ -193,7 +199,15 @@ async def create_digest(
         incident={},
         recipient=first.message.get("recipient", {}),
         links=links,
-        digest=[digest_item(notification) for notification in held],
+        digest=[
+            digest_item(notification)
+            | {
+                "status": statuses.get(notification.incident_id)
+                if notification.incident_id
+                else None
+            }
+            for notification in held
+        ],
     )
     session.add(
         Notification(

@@ -92,8 +92,10 @@ def test_digest_lists_the_first_incidents() -> None:
             for n in range(1, DIGEST_LISTED + 6)
         ],
     )
+    message.digest[1]["status"] = "resolved"
     lines = digest_lines(message)
     assert lines[0] == "Triggered: #1 T1 [P1]"
+    assert lines[1] == "Triggered: #2 T2 [P1] (now resolved)"
     assert lines[-1] == "... and 5 more"
     assert len(lines) == DIGEST_LISTED + 1
 

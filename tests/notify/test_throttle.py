@@ -120,6 +120,8 @@ async def test_sms_storm_sends_throttle_plus_digest(
     assert len(receiver.requests) == 6
     digest = receiver.requests[-1].form()["Body"]
     assert digest.startswith(f"Tocsin: {STORM_SIZE - 5} notifications held back")
+    # The link opens the responder pages, which a phone can show.
+    assert digest.rstrip().endswith("/oncall")
     statuses = await raw_db.fetch(
         "SELECT status, event, count(*) AS n FROM notifications "
         "WHERE contact_method_id = $1 GROUP BY status, event ORDER BY status, event",
@@ -171,6 +173,7 @@ async def test_throttle_can_be_set_per_contact_method(
     assert events == ["incident.triggered", "incident.triggered", "notification.digest"]
     digest = json.loads(receiver.requests[-1].body)["digest"]
     assert [item["title"] for item in digest] == ["Hook 2", "Hook 3"]
+    assert [item["status"] for item in digest] == ["triggered", "triggered"]
 
 
 @pytest.mark.asyncio
