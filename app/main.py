@@ -38,6 +38,7 @@ from app.ingest.router import router as ingest_router
 from app.ingest.schemas import DOCUMENTED_BODIES
 from app.jobs.worker import Worker
 from app.notify.callbacks import router as notifier_callbacks_router
+from app.notify.registry import misconfigured
 
 log = get_logger(__name__)
 
@@ -139,7 +140,12 @@ def _add_operational_routes(app: FastAPI) -> None:
             problems.append(worker_problem)
         if problems:
             return _not_ready(request, " ".join(problems))
-        return {"status": "ok", "migration": current}
+        ready: dict[str, Any] = {"status": "ok", "migration": current}
+        worker: Worker | None = getattr(request.app.state, "worker", None)
+        warnings = misconfigured(worker.context.notifiers) if worker is not None else []
+        if warnings:
+            ready["warnings"] = warnings
+        return ready
 
     @app.get(
         "/problems/{code}",

@@ -449,6 +449,23 @@ _EXTRA_PROBLEMS = {
         "Internal server error",
         "A bug; the server log has the traceback under the request id.",
     ),
+    # Action link pages answer these to clients that request JSON.
+    "link_invalid": (
+        403,
+        "This link is not valid",
+        "The action link was altered or truncated, or comes from another Tocsin server.",
+    ),
+    "link_key_revoked": (
+        403,
+        "This link no longer works",
+        "The key that signed the action link has been revoked.",
+    ),
+    "link_expired": (410, "This link has expired", "The action link's lifetime has passed."),
+    "link_user_gone": (
+        410,
+        "This link no longer works",
+        "The user the action link was sent to has been deleted.",
+    ),
 }
 
 

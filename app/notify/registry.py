@@ -85,7 +85,25 @@ def load_notifiers(
             notifiers[kind] = factory(own_context)
         except Exception:
             log.exception("notifier.load_failed", notifier=kind, target=entry.value)
+            continue
+        error = getattr(notifiers[kind], "options_error", None)
+        if error:
+            # Not fatal, because the other channels must keep paging, but loud: every
+            # delivery through this notifier fails until the setting is fixed.
+            log.error("notifier.misconfigured", notifier=kind, error=error)
     return notifiers
+
+
+def misconfigured(notifiers: Mapping[str, Notifier]) -> list[str]:
+    """Return one line per notifier whose instance options are invalid."""
+    errors = {
+        kind: getattr(notifier, "options_error", None) for kind, notifier in notifiers.items()
+    }
+    return [
+        f"{kind} notifier is misconfigured: {error}"
+        for kind, error in sorted(errors.items())
+        if error
+    ]
 
 
 def notifier_events(notifier: Any) -> frozenset[str]:

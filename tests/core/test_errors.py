@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncpg
+import httpx
+import pytest
 from sqlalchemy.exc import DBAPIError
 
 from app.core.errors import _is_unstorable_value
@@ -20,3 +22,17 @@ def test_unstorable_values_map_to_400() -> None:
     assert _is_unstorable_value(wrapped) is True
     assert _is_unstorable_value(other_text) is False
     assert _is_unstorable_value(ValueError("x")) is False
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [("link_invalid", 403), ("link-expired", 410), ("link_user_gone", 410), ("in_use", 409)],
+)
+async def test_problem_types_are_described(
+    client: httpx.AsyncClient, code: str, status: int
+) -> None:
+    response = await client.get(f"/problems/{code}")
+
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == status

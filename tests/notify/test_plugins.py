@@ -53,6 +53,19 @@ async def test_broken_plugin_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 @pytest.mark.asyncio
+async def test_misspelt_option_is_reported_at_load() -> None:
+    async with httpx.AsyncClient() as http:
+        notifiers = registry.load_notifiers(
+            NotifierContext(http=http, user_agent="test"),
+            {"telegram": {"bot_tokn": "123:abc"}},
+        )
+
+    [warning] = registry.misconfigured(notifiers)
+    assert warning.startswith("telegram notifier is misconfigured: ")
+    assert "TOCSIN_NOTIFIERS__TELEGRAM__BOT_TOKN" in warning
+
+
+@pytest.mark.asyncio
 async def test_example_plugin_delivers_a_page(
     app: FastAPI,
     client: httpx.AsyncClient,
