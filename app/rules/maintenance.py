@@ -49,7 +49,7 @@ def _window_document(window: MaintenanceWindow) -> dict[str, Any]:
 def window_value(window: MaintenanceWindow) -> WindowValue:
     """Compile a stored window, turning invalid fields into a 422 that names them."""
     try:
-        return window_from_row(
+        value = window_from_row(
             {
                 "id": window.id or uuid.uuid4(),
                 "service_id": window.service_id,
@@ -60,6 +60,10 @@ def window_value(window: MaintenanceWindow) -> WindowValue:
                 "rrule": window.rrule,
             }
         )
+        # Checked when a window is saved, not when stored windows load, so that a window
+        # saved before this check keeps working.
+        value.check_occurrences_apart()
+        return value
     except WindowError as exc:
         raise Unprocessable(f"{exc.field}: {exc.message}", field=exc.field) from exc
 

@@ -9,6 +9,7 @@ a DST change skips is read with the offset before the change (PEP 495, fold=0).
 
 from __future__ import annotations
 
+import itertools
 import threading
 import uuid
 from collections.abc import Sequence
@@ -27,6 +28,8 @@ from app.rules.timeintervals import TimeIntervalError, load_zone
 # Rules more frequent than hourly would make a window almost always on or off.
 _REJECTED_FREQUENCIES = ("SECONDLY", "MINUTELY")
 MAX_WINDOW_LENGTH = timedelta(days=366)
+# How many occurrences of a recurring window are checked for overlaps when it is saved.
+OVERLAP_CHECKED = 100
 
 
 class WindowError(ValueError):
@@ -108,6 +111,25 @@ class MaintenanceWindow:
             return occurrence, occurrence.ends_at
         following = self._rule.after(local_at)
         return None, following
+
+    def check_occurrences_apart(self) -> None:
+        """Reject a recurring window whose occurrences touch or overlap.
+
+        Such a window never ends, so it would hold paging until someone deletes it. The
+        first OVERLAP_CHECKED occurrences are compared, which covers the shortest gap of
+        the rules people write (BYDAY and BYHOUR patterns repeat within a few weeks).
+        """
+        if self._rule is None:
+            return
+        starts = list(itertools.islice(self._rule, OVERLAP_CHECKED))
+        for start, following in itertools.pairwise(starts):
+            if self._end_of(start) >= following:
+                raise WindowError(
+                    "ends_at",
+                    f"each occurrence lasts {self._length}, but the rule starts the next one "
+                    f"{following - start} later ({following.isoformat()}), so the window "
+                    "would never end; shorten it or repeat it less often",
+                )
 
     def next_occurrence(self, after: datetime) -> Occurrence | None:
         if self._rule is None:

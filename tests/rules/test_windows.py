@@ -107,6 +107,35 @@ class TestOccurrences:
         assert upcoming.starts_at == utc(2026, 3, 29, 0, 0)
 
     @pytest.mark.parametrize(
+        ("rrule", "length"),
+        [
+            ("FREQ=HOURLY", timedelta(minutes=61)),
+            ("FREQ=HOURLY", timedelta(hours=1)),
+            # Monday and Tuesday nights: the shortest gap, Monday to Tuesday, is one day.
+            ("FREQ=WEEKLY;BYDAY=MO,TU", timedelta(hours=25)),
+        ],
+    )
+    def test_touching_occurrences_rejected(self, rrule: str, length: timedelta) -> None:
+        start = utc(2026, 3, 2, 1, 0)
+        with pytest.raises(WindowError) as error:
+            window(start, start + length, rrule=rrule).check_occurrences_apart()
+        assert error.value.field == "ends_at"
+        assert "would never end" in error.value.message
+
+    @pytest.mark.parametrize(
+        ("rrule", "length"),
+        [
+            ("FREQ=HOURLY;INTERVAL=2", timedelta(hours=1)),
+            ("FREQ=WEEKLY;BYDAY=MO,TU", timedelta(hours=23)),
+        ],
+    )
+    def test_separate_occurrences_accepted(self, rrule: str, length: timedelta) -> None:
+        start = utc(2026, 3, 2, 1, 0)
+        recurring = window(start, start + length, rrule=rrule)
+        recurring.check_occurrences_apart()
+        assert recurring.occurrence_at(start + length) is None
+
+    @pytest.mark.parametrize(
         ("kwargs", "field", "message"),
         [
             ({"rrule": "FREQ=FORTNIGHTLY"}, "rrule", "invalid RRULE"),
