@@ -370,8 +370,14 @@ async def merge(
     entries: list[TimelineRow] = []
     for source_id in dict.fromkeys(source_ids):
         source = by_id[source_id]
-        if source.status == IncidentStatus.closed or source.merged_into_id is not None:
-            raise _conflict(source, "merged", "open or resolved, not yet merged,")
+        if source.merged_into_id is not None:
+            raise Conflict(
+                f"Incident #{source.number} was already merged into incident "
+                f"{source.merged_into_id}; merge that one instead.",
+                field="incident_ids",
+            )
+        if source.status == IncidentStatus.closed:
+            raise _conflict(source, "merged", "open or resolved")
         moved = await session.scalars(
             update(Alert)
             .where(Alert.incident_id == source.id)

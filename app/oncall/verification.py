@@ -60,6 +60,11 @@ def start(method: ContactMethod, box: SecretBox, *, verifying_kinds: frozenset[s
 def confirm(method: ContactMethod, code: str, box: SecretBox) -> None:
     """Mark ``method`` verified if ``code`` matches the pending one; raise otherwise."""
     now = utcnow()
+    if method.verified_at is not None and method.verification_code_encrypted is None:
+        raise Conflict(
+            "The contact method is already verified; there is nothing to confirm.",
+            field="code",
+        )
     if (
         method.verification_code_encrypted is None
         or method.verification_expires_at is None

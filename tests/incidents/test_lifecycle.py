@@ -270,6 +270,7 @@ async def test_merge_moves_alerts(
         f"/v1/incidents/{target}/merge", json={"incident_ids": [source]}, headers=auth
     )
     assert again.status_code == 409
+    assert "already merged into incident" in again.json()["detail"]
     # The moved alert resolving now counts for the target.
     resolved = dict(alert("b"), status="resolved", endsAt="2026-11-30T08:10:00Z")
     await client.post(alertmanager_path, json=body(resolved, group_key="g2"))

@@ -169,6 +169,7 @@ async def test_verification_gates_pages(
     assert "4 attempts left" in wrong.json()["detail"]
     assert confirmed["verified_at"] is not None
     assert replay.status_code == 409
+    assert "already verified" in replay.json()["detail"]
     assert (await api.get(f"/v1/schedules/{schedule}"))["warnings"] == []
 
     verified = await api.fire_alert(alertmanager_path, "Verified")
