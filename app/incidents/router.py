@@ -60,6 +60,10 @@ async def list_incidents(
         Query(description=f"Repeat to match several: {STATUS_VALUES}"),
     ] = None,
     service_id: uuid.UUID | None = None,
+    number: Annotated[
+        int | None,
+        Query(ge=1, description="The number that pages show as #42: lists that one incident"),
+    ] = None,
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: CursorQuery = None,
 ) -> Page[IncidentRead]:
@@ -72,7 +76,9 @@ async def list_incidents(
         )
     incidents, next_cursor = await fetch_page(
         session,
-        service.incidents_query(service.IncidentFilter(statuses=statuses, service_id=service_id)),
+        service.incidents_query(
+            service.IncidentFilter(statuses=statuses, service_id=service_id, number=number)
+        ),
         time_column=Incident.created_at,
         id_column=Incident.id,
         limit=limit,

@@ -51,6 +51,7 @@ OPEN = (IncidentStatus.triggered, IncidentStatus.acknowledged)
 class IncidentFilter:
     statuses: tuple[str, ...] = ()
     service_id: uuid.UUID | None = None
+    number: int | None = None
 
 
 def incidents_query(filters: IncidentFilter) -> Select[Incident]:
@@ -59,6 +60,8 @@ def incidents_query(filters: IncidentFilter) -> Select[Incident]:
         statement = statement.where(Incident.status.in_(filters.statuses))
     if filters.service_id is not None:
         statement = statement.where(Incident.service_id == filters.service_id)
+    if filters.number is not None:
+        statement = statement.where(Incident.number == filters.number)
     return statement
 
 

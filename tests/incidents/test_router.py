@@ -40,6 +40,22 @@ async def test_list_newest_first_with_cursor(
     assert cursor is None
 
 
+async def test_list_finds_incident_by_number(
+    client: httpx.AsyncClient, alertmanager_path: str, auth: dict[str, str]
+) -> None:
+    ids = await open_incidents(client, alertmanager_path, 3)
+    second = (await client.get(f"/v1/incidents/{ids[1]}", headers=auth)).json()
+
+    found = await client.get("/v1/incidents", params={"number": second["number"]}, headers=auth)
+    none = await client.get("/v1/incidents", params={"number": 999_999}, headers=auth)
+    invalid = await client.get("/v1/incidents", params={"number": 0}, headers=auth)
+
+    assert [item["id"] for item in found.json()["items"]] == [ids[1]]
+    assert none.json()["items"] == []
+    assert invalid.status_code == 422
+    assert invalid.json()["field"] == "query.number"
+
+
 async def test_list_filters_by_status_and_service(
     client: httpx.AsyncClient, alertmanager_path: str, auth: dict[str, str], demo: dict[str, Any]
 ) -> None:
