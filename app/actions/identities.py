@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Response, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from sqlalchemy import select
+from sqlalchemy import or_, select, text, true
 from sqlalchemy.exc import IntegrityError
 
 from app.actions.models import ChatIdentity
@@ -86,6 +86,29 @@ async def create_chat_identity(
 ) -> ChatIdentityRead:
     """Link a Slack member to this user, so their button presses act as the user."""
     await _get_user(session, user_id)
+    # A link without a workspace covers every workspace, so it overlaps the member's links
+    # in each one. Overlapping links to two users would make a click act as either of them.
+    # The lock serializes concurrent links of one member, which the check below reads.
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+        {"key": f"chat-identity:{body.provider}:{body.external_user_id}"},
+    )
+    overlapping = await session.scalar(
+        select(ChatIdentity.user_id).where(
+            ChatIdentity.provider == body.provider,
+            ChatIdentity.external_user_id == body.external_user_id,
+            ChatIdentity.user_id != user_id,
+            or_(ChatIdentity.team_id == "", ChatIdentity.team_id == body.team_id)
+            if body.team_id
+            else true(),
+        )
+    )
+    if overlapping is not None:
+        raise Conflict(
+            f"Slack member {body.external_user_id} is already linked to user {overlapping} "
+            "in this or every workspace; unlink it there first.",
+            field="external_user_id",
+        )
     identity = ChatIdentity(user_id=user_id, **body.model_dump())
     session.add(identity)
     try:

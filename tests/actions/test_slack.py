@@ -213,6 +213,34 @@ class TestChatIdentities:
         listed = await client.get(f"/v1/users/{paged.user_id}/chat-identities", headers=auth)
         assert [row["external_user_id"] for row in listed.json()] == [SLACK_USER]
 
+    async def test_member_of_other_user_is_409(
+        self, client: httpx.AsyncClient, paged: PagedIncident, auth: dict[str, str]
+    ) -> None:
+        await link_slack_user(client, auth, paged.user_id)
+        other = await client.post(
+            "/v1/users", json={"name": "Alice", "email": "alice@example.com"}, headers=auth
+        )
+        assert other.status_code == 201, other.text
+
+        answers = [
+            await client.post(
+                f"/v1/users/{other.json()['id']}/chat-identities",
+                json={"external_user_id": SLACK_USER, **workspace},
+                headers=auth,
+            )
+            for workspace in ({"team_id": SLACK_TEAM}, {})
+        ]
+        elsewhere = await client.post(
+            f"/v1/users/{other.json()['id']}/chat-identities",
+            json={"external_user_id": SLACK_USER, "team_id": "T0OTHER"},
+            headers=auth,
+        )
+
+        assert [answer.status_code for answer in answers] == [409, 409]
+        assert "already linked to user" in answers[1].json()["detail"]
+        # The first link names one workspace, so another workspace's member is another account.
+        assert elsewhere.status_code == 201, elsewhere.text
+
     async def test_invalid_member_id_is_422(
         self, client: httpx.AsyncClient, paged: PagedIncident, auth: dict[str, str]
     ) -> None:
