@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -51,10 +49,12 @@ _TOO_DEEP = "nested too deeply: use fewer nested brackets or split the condition
 # step took 16 to 55 µs on a 2-core test machine, depending on the macro's body, so
 # 2,000 steps take 30 to 110 ms there.
 MAX_MACRO_STEPS = 2_000
-# The CPU time one evaluation may use, converting the alert's values included. Macro
-# steps are not the only cost: `x in list` and list equality scan lists the sender
-# controls. CPU time, unlike wall time, does not run out faster on a busy machine.
-MAX_EVALUATION_CPU_SECONDS = 0.25
+# The maximum number of elements one evaluation may touch besides macro steps: the
+# elements that `x in list` and comparisons of lists and maps scan, and the elements of
+# lists, maps and strings that macro steps build. These scale with what the sender sent,
+# so the macro steps alone do not bound them. At well under a microsecond per element,
+# the limit keeps such work to about a tenth of a second.
+MAX_ELEMENT_WORK = 1_000_000
 
 # cel-python logs every evaluation error at ERROR level. For a rule an error only means
 # "no match", and the explain endpoint reports it, so the library's own lines are noise.
@@ -67,121 +67,78 @@ _EVALUATION_LOCK = threading.Lock()
 _ENVIRONMENT = celpy.Environment(runner_class=celpy.CompiledRunner)
 
 
-class _StepLimitExceeded(BaseException):
-    """Raised inside a macro when an evaluation has used up MAX_MACRO_STEPS.
+class _BudgetExceeded(BaseException):
+    """Raised inside an evaluation that used up MAX_MACRO_STEPS or MAX_ELEMENT_WORK.
 
     A BaseException, because cel-python turns the usual exceptions raised inside a macro
     into CEL error values and then visits the remaining elements.
     """
 
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
-class _StepBudget:
-    """The macro steps left to the running evaluation, which _EVALUATION_LOCK serializes."""
 
-    remaining = MAX_MACRO_STEPS
+class _Budget:
+    """What the running evaluation may still spend; _EVALUATION_LOCK serializes evaluations."""
+
+    steps = MAX_MACRO_STEPS
+    work = MAX_ELEMENT_WORK
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.steps = MAX_MACRO_STEPS
+        cls.work = MAX_ELEMENT_WORK
+
+    @classmethod
+    def charge_work(cls, value: Any) -> None:
+        if isinstance(value, list | dict | str | bytes):
+            cls.work -= len(value)
+            if cls.work < 0:
+                raise _BudgetExceeded(
+                    f"the expression touched more than {MAX_ELEMENT_WORK:,} list, map or text "
+                    "elements; scan smaller lists or move the check to a matcher"
+                )
 
 
 def _metered(macro: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a cel-python macro so that each element it visits costs one step."""
+    """Wrap a cel-python macro so that each element it visits costs one step, and what
+    the step builds costs work."""
 
     def run(activation: Any, bind_variable: str, expression: Any, generator: Any) -> Any:
         def step(nested_activation: Any) -> Any:
-            _StepBudget.remaining -= 1
-            if _StepBudget.remaining < 0:
-                raise _StepLimitExceeded
-            return expression(nested_activation)
+            _Budget.steps -= 1
+            if _Budget.steps < 0:
+                raise _BudgetExceeded(
+                    f"the macros visited more than {MAX_MACRO_STEPS:,} elements; nest fewer "
+                    "all/exists/map/filter calls or iterate over smaller lists"
+                )
+            result = expression(nested_activation)
+            _Budget.charge_work(result)
+            return result
 
         return macro(activation, bind_variable, step, generator)
 
     return run
 
 
-# Transpiled expressions look the macros up on the module at each call, so replacing them
-# there meters every compiled program. A test checks that the limit still applies.
+def _scanning(operation: Callable[..., Any], *, scanned: int) -> Callable[..., Any]:
+    """Wrap a cel-python operator so that the list or map it scans costs work."""
+
+    def run(*arguments: Any) -> Any:
+        _Budget.charge_work(arguments[scanned])
+        return operation(*arguments)
+
+    return run
+
+
+# Transpiled expressions look these functions up on the module at each call, so replacing
+# them there meters every compiled program. Tests check that both limits still apply.
 for _name in ("macro_all", "macro_exists", "macro_exists_one", "macro_map", "macro_filter"):
     setattr(celpy.evaluation, _name, _metered(getattr(celpy.evaluation, _name)))
-
-
-class _CpuTimeExceeded(BaseException):
-    """Raised in the evaluating thread when it used up MAX_EVALUATION_CPU_SECONDS.
-
-    A BaseException for the same reason as _StepLimitExceeded.
-    """
-
-
-class _Watchdog:
-    """A thread that interrupts the running evaluation once it has used too much CPU time.
-
-    CPython delivers the exception asynchronously (PyThreadState_SetAsyncExc) at the next
-    bytecode the evaluating thread runs, which stops a loop inside cel-python without its
-    cooperation. Only one evaluation runs at a time (_EVALUATION_LOCK), so one slot is
-    enough. ``disarm`` cancels an exception that fired but has not been delivered yet.
-    While evaluations keep coming the thread checks every POLL_SECONDS instead of being
-    woken for each one, which would cost a thread switch per evaluation.
-    """
-
-    POLL_SECONDS = 0.05
-
-    def __init__(self) -> None:
-        self._condition = threading.Condition()
-        # (thread id, the thread's CPU clock, CPU time at which to fire, token)
-        self._armed: tuple[int, int, float, int] | None = None
-        self._fired: int | None = None
-        self._tokens = 0
-        self._thread: threading.Thread | None = None
-        self._idle = False
-
-    def arm(self, cpu_seconds: float) -> int:
-        thread_id = threading.get_ident()
-        clock = time.pthread_getcpuclockid(thread_id)
-        with self._condition:
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="tocsin-cel-watchdog", daemon=True
-                )
-                self._thread.start()
-            self._tokens += 1
-            fire_at = time.clock_gettime(clock) + cpu_seconds
-            self._armed = (thread_id, clock, fire_at, self._tokens)
-            if self._idle:
-                self._condition.notify()
-            return self._tokens
-
-    def disarm(self, token: int) -> None:
-        with self._condition:
-            if self._armed is not None and self._armed[3] == token:
-                self._armed = None
-            fired = self._fired == token
-        if fired:
-            _set_async_exception(threading.get_ident(), None)
-
-    def _run(self) -> None:
-        with self._condition:
-            while True:
-                if self._armed is None:
-                    self._idle = True
-                    self._condition.wait()
-                    self._idle = False
-                    continue
-                thread_id, clock, fire_at, token = self._armed
-                remaining = fire_at - time.clock_gettime(clock)
-                if remaining > 0:
-                    # CPU time never runs faster than wall time, so this never wakes late.
-                    self._condition.wait(min(remaining, self.POLL_SECONDS))
-                    continue
-                self._armed = None
-                self._fired = token
-                _set_async_exception(thread_id, _CpuTimeExceeded)
-
-
-def _set_async_exception(thread_id: int, exception: type[BaseException] | None) -> None:
-    """Schedule ``exception`` in the thread, or cancel a scheduled one with None."""
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(
-        ctypes.c_ulong(thread_id), None if exception is None else ctypes.py_object(exception)
-    )
-
-
-_WATCHDOG = _Watchdog() if hasattr(time, "pthread_getcpuclockid") else None
+celpy.evaluation.operator_in = _scanning(celpy.evaluation.operator_in, scanned=1)
+celpy.evaluation.bool_eq = _scanning(celpy.evaluation.bool_eq, scanned=0)
+celpy.evaluation.bool_ne = _scanning(celpy.evaluation.bool_ne, scanned=0)
 
 
 class CelInputs:
@@ -246,33 +203,14 @@ class CelCondition:
         inputs = variables if isinstance(variables, CelInputs) else CelInputs(variables)
         try:
             with _EVALUATION_LOCK:
-                return self._evaluate_locked(inputs)
-        except _CpuTimeExceeded:
-            # Raised wherever the evaluation was, possibly while disarming the watchdog.
-            return CelResult(
-                False,
-                f"evaluation error: stopped after {MAX_EVALUATION_CPU_SECONDS * 1000:.0f} ms "
-                "of CPU time; iterate over smaller lists or move the check to a matcher",
-            )
-
-    def _evaluate_locked(self, inputs: CelInputs) -> CelResult:
-        token = _WATCHDOG.arm(MAX_EVALUATION_CPU_SECONDS) if _WATCHDOG else 0
-        try:
-            _StepBudget.remaining = MAX_MACRO_STEPS
-            value = self._program.evaluate(inputs.activation(self.names))
-        except _StepLimitExceeded:
-            return CelResult(
-                False,
-                f"evaluation error: the macros visited more than {MAX_MACRO_STEPS:,} elements; "
-                "nest fewer all/exists/map/filter calls or iterate over smaller lists",
-            )
+                _Budget.reset()
+                value = self._program.evaluate(inputs.activation(self.names))
+        except _BudgetExceeded as exc:
+            return CelResult(False, f"evaluation error: {exc.reason}")
         except (CELEvalError, CELUnsupportedError) as exc:
             return CelResult(False, f"evaluation error: {_describe_error(exc)}")
         except RecursionError:
             return CelResult(False, f"evaluation error: {_TOO_DEEP}")
-        finally:
-            if _WATCHDOG:
-                _WATCHDOG.disarm(token)
         if isinstance(value, celtypes.BoolType | bool):
             return CelResult(bool(value))
         return CelResult(False, f"returned {type(value).__name__}, not a bool")
