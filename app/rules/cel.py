@@ -52,8 +52,8 @@ MAX_MACRO_STEPS = 2_000
 # The maximum number of elements one evaluation may touch besides macro steps: the
 # elements that `x in list` and comparisons of lists and maps scan, and the elements of
 # lists, maps and strings that macro steps build. These scale with what the sender sent,
-# so the macro steps alone do not bound them. At well under a microsecond per element,
-# the limit keeps such work to about a tenth of a second.
+# so the macro steps alone do not bound them. A scan of a million elements took a few
+# tenths of a second on a 2-core test machine.
 MAX_ELEMENT_WORK = 1_000_000
 
 # cel-python logs every evaluation error at ERROR level. For a rule an error only means
@@ -80,7 +80,7 @@ class _BudgetExceeded(BaseException):
 
 
 class _Budget:
-    """What the running evaluation may still spend; _EVALUATION_LOCK serializes evaluations."""
+    """The budget left to the running evaluation; _EVALUATION_LOCK serializes evaluations."""
 
     steps = MAX_MACRO_STEPS
     work = MAX_ELEMENT_WORK
