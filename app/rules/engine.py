@@ -335,6 +335,8 @@ class RuleSet:
     global_rules: tuple[Rule, ...]
     service_rules: Mapping[uuid.UUID, tuple[Rule, ...]]
     matrix: PriorityMatrix
+    # Whether an enabled rule has a CEL condition, whose cost the sender sways.
+    has_cel: bool = False
 
     @classmethod
     def build(cls, rules: Iterable[Rule], matrix: PriorityMatrix | None = None) -> RuleSet:
@@ -343,21 +345,21 @@ class RuleSet:
             by_scope.setdefault(rule.service_id, []).append(rule)
         for members in by_scope.values():
             members.sort(key=lambda rule: rule.position)
+        has_cel = any(
+            rule.enabled and rule.cel is not None
+            for members in by_scope.values()
+            for rule in members
+        )
         return cls(
             global_rules=tuple(by_scope.pop(None, [])),
             service_rules={key: tuple(value) for key, value in by_scope.items() if key},
             matrix=matrix or PriorityMatrix.default(),
+            has_cel=has_cel,
         )
 
     @property
     def rule_count(self) -> int:
         return len(self.global_rules) + sum(len(rules) for rules in self.service_rules.values())
-
-    @property
-    def has_cel(self) -> bool:
-        """Tell whether any enabled rule has a CEL condition, whose cost the sender sways."""
-        rules = (*self.global_rules, *(r for rs in self.service_rules.values() for r in rs))
-        return any(rule.enabled and rule.cel is not None for rule in rules)
 
 
 @dataclass(frozen=True, slots=True)
