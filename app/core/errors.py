@@ -449,7 +449,7 @@ _EXTRA_PROBLEMS = {
         "Internal server error",
         "A bug; the server log has the traceback under the request id.",
     ),
-    # Action link pages answer these to clients that request JSON.
+    # Action link pages return these to clients that request JSON.
     "link_invalid": (
         403,
         "This link is not valid",

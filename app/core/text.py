@@ -7,7 +7,7 @@ from collections.abc import Callable
 import regex
 
 ELLIPSIS = "\u2026"
-# \X matches one extended grapheme cluster as defined by Unicode's UAX #29.
+# \X matches one extended grapheme cluster, as Unicode text segmentation defines it.
 _GRAPHEME = regex.compile(r"\X")
 
 

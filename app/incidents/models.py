@@ -64,7 +64,7 @@ class Incident(IdMixin, TimestampMixin, Base):
         Index("ix_incidents_service_id_status", "service_id", "status"),
     )
 
-    # A short number for people ("incident #42"); the UUID stays the API identifier.
+    # A short number that people read in pages and chat; the UUID stays the API identifier.
     number: Mapped[int] = mapped_column(BigInteger, Identity(always=True), unique=True)
     service_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"))
     title: Mapped[str] = mapped_column(Text)

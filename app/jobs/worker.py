@@ -93,7 +93,7 @@ async def _notification_digest(context: paging.PagingContext, payload: dict[str,
         await throttle.create_digest(
             session,
             contact_method_id,
-            # The responder pages open on a phone; the API would answer 401 there.
+            # The responder pages open on a phone, where the API returns 401.
             links={"view": f"{context.settings.public_base_url}/oncall"},
             min_interval=throttle.DIGEST_MIN_INTERVAL,
             now=utcnow(),

@@ -124,7 +124,7 @@ class TestKeyRotation:
             Settings(secret_key="s" * 40, actions={"link_revoked_key_ids": [0]})
 
 
-# Byte offsets in a token for incident #42 (a one-byte varint).
+# Byte offsets in a token for incident number 42, whose varint takes one byte.
 FIELDS = {
     "version": 0,
     "key_id": 1,

@@ -182,8 +182,8 @@ class TestTwilioSms:
         await add_sms_page(raw_db, paged)
         await raw_db.execute("UPDATE notifications SET status = 'throttled' WHERE notifier = 'sms'")
 
-        held = await send_sms(client, settings, f"{paged.number}a")
-        assert "unknown or stale" in reply_text(held)
+        before_digest = await send_sms(client, settings, f"{paged.number}a")
+        assert "unknown or stale" in reply_text(before_digest)
         assert await incident_status(raw_db, paged.id) == "triggered"
 
         # A digest that went out listed the incident, so the phone has seen it.
